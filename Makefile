@@ -1,0 +1,28 @@
+# Two commands from a fresh clone; each sets up what it needs first.
+#   make demo   the basic pattern end to end, against $AMQP_URL or localhost:5672
+#   make test   the linter, then the tests against a throwaway RabbitMQ
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/python basic/producer.py
+	@# The consumer runs until stopped: a few seconds are enough to see the five arrive.
+	timeout --signal=INT 3 $(BIN)/python basic/consumer.py; test $$? -eq 124 -o $$? -eq 0
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

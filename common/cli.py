@@ -1,0 +1,94 @@
+"""What every script shares on the command line: --url, number checks, and run().
+
+run() is the promise of ../shared/cli-contract.md in one place: output
+flushed line by line, SIGTERM treated like Ctrl-C, and a broker problem
+printed as one ``error:`` line with exit code 1 instead of a traceback.
+"""
+
+import argparse
+import math
+import os
+import signal
+import sys
+from urllib.parse import urlsplit
+
+import pika
+
+from common.broker import BrokerError, without_password
+
+DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
+
+
+def amqp_url(text):
+    """An argparse type: an amqp:// or amqps:// URL that pika can use."""
+    try:
+        parts = urlsplit(text)
+        if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+            raise ValueError
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+        pika.URLParameters(text)
+    except Exception:  # pika raises several kinds for a bad query string
+        raise argparse.ArgumentTypeError(
+            f"not a broker URL: {without_password(text)!r} "
+            "(expected amqp://user:password@host:5672/vhost or amqps://...)"
+        ) from None
+    return text
+
+
+def count(text):
+    """An argparse type: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def seconds(text):
+    """An argparse type: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more, got {text!r}")
+    return value
+
+
+def parser(doc):
+    """An argument parser whose help is the script's docstring, with --url already added."""
+    result = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    result.add_argument(
+        "--url",
+        type=amqp_url,
+        default=os.environ.get("AMQP_URL", DEFAULT_URL),
+        help="the broker (default: $AMQP_URL, else amqp://guest:guest@localhost:5672/%%2F)",
+    )
+    return result
+
+
+def run(main):
+    """Run main() the way every script runs: exit 0, 1 with an error: line, or 130 on Ctrl-C."""
+    sys.stdout.reconfigure(line_buffering=True)  # `consumer.py > file` fills the file line by line
+    sys.stderr.reconfigure(line_buffering=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops us like Ctrl-C
+    try:
+        main()
+    except BrokerError as error:
+        sys.exit(f"error: {error}")
+    except pika.exceptions.ChannelClosedByBroker as error:
+        sys.exit(f"error: the broker refused: {error.reply_text}{hint(error.reply_text)}")
+    except pika.exceptions.AMQPError as error:
+        sys.exit(f"error: lost the broker: {error!r}")
+    except KeyboardInterrupt:
+        sys.exit(130)  # interrupted before it could finish: not a success
+
+
+def hint(reply_text):
+    if reply_text.startswith("PRECONDITION_FAILED") and "for queue" in reply_text:
+        name = reply_text.split("for queue '", 1)[-1].split("'", 1)[0]
+        return (
+            f" (the queue {name!r} already exists with other settings: delete it with "
+            f"`rabbitmqctl delete_queue {name}` and run again)"
+        )
+    return ""

@@ -1,0 +1,55 @@
+import os
+
+import pytest
+from processes import Script
+from throwaway import BrokerUnavailable, start_broker
+
+
+@pytest.fixture(scope="session")
+def broker():
+    """One throwaway broker for the whole run; never a skip: no broker is a failure."""
+    try:
+        started = start_broker()
+    except BrokerUnavailable as error:
+        pytest.fail(str(error), pytrace=False)
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def amqp_url(broker):
+    """A fresh virtual host per test, so no test sees another's queues or messages."""
+    vhost = broker.add_vhost()
+    yield broker.url(vhost)
+    broker.delete_vhost(vhost)
+
+
+@pytest.fixture
+def start(amqp_url):
+    """start("basic/consumer.py", *args): a running script, killed at the test's end."""
+    scripts = []
+
+    def start_script(path, *args, **options):
+        options.setdefault("url", amqp_url)
+        script = Script(path, *args, **options)
+        scripts.append(script)
+        return script
+
+    yield start_script
+    for script in scripts:
+        script.kill()
+
+
+def pytest_report_header(config):
+    return "broker: AMQP_URL" if os.environ.get("AMQP_URL") else "broker: a throwaway one"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """In CI a skipped test is a failure: it proves nothing."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if os.environ.get("CI") and skipped and exitstatus == 0:
+        reporter.write_line(
+            f"CI: {len(skipped)} test(s) skipped; a skip fails the run here", red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,0 +1,99 @@
+"""Pattern scripts run as real subprocesses, their output read line by line as it comes."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 15.0  # the longest any test waits for one event
+OUTPUT = threading.Condition()  # notified on every line any script prints
+
+
+def wait_until(condition, what, *scripts, timeout=TIMEOUT):
+    """Wait until condition() holds, or fail at the deadline saying what did not happen."""
+    with OUTPUT:
+        if not OUTPUT.wait_for(condition, timeout):
+            output = "\n\n".join(script.describe() for script in scripts)
+            raise AssertionError(f"{what}: not within {timeout} s\n{output}")
+
+
+class Script:
+    """One script, started as a reader would start it: `python basic/consumer.py`."""
+
+    def __init__(self, path, *args, url, cwd=ROOT, stdout=subprocess.PIPE, env=None):
+        environment = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+        environment["AMQP_URL"] = url
+        environment.update(env or {})
+        self.command = [sys.executable, str(path), *args]
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=cwd,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.stdout, self.stderr = [], []
+        self.readers = [
+            threading.Thread(target=self.read, args=(stream, lines), daemon=True)
+            for stream, lines in (
+                (self.process.stdout, self.stdout),
+                (self.process.stderr, self.stderr),
+            )
+            if stream is not None
+        ]
+        for reader in self.readers:
+            reader.start()
+
+    def read(self, stream, lines):
+        for line in stream:
+            with OUTPUT:
+                lines.append(line.rstrip("\n"))
+                OUTPUT.notify_all()
+
+    def wait_for_line(self, text, timeout=TIMEOUT):
+        wait_until(lambda: text in self.stdout, f"{text!r} never printed", self, timeout=timeout)
+
+    def wait_ready(self, timeout=TIMEOUT):
+        self.wait_for_line(" [*] Waiting for messages. To exit press CTRL+C", timeout)
+        return self
+
+    def wait_received(self, n, timeout=TIMEOUT):
+        wait_until(
+            lambda: len(self.received()) >= n, f"{n} messages not received", self, timeout=timeout
+        )
+        return self.received()
+
+    def received(self):
+        return [
+            line.removesuffix(" received") for line in self.stdout if line.endswith(" received")
+        ]
+
+    def sent(self):
+        return [line.removesuffix(" sent") for line in self.stdout if line.endswith(" sent")]
+
+    def wait(self, timeout=TIMEOUT):
+        """Wait for the process to exit and for its output to be read; return its exit code."""
+        code = self.process.wait(timeout)
+        for reader in self.readers:
+            reader.join(timeout)
+        return code
+
+    def stop(self, sig=signal.SIGINT, timeout=TIMEOUT):
+        self.process.send_signal(sig)
+        return self.wait(timeout)
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+    def describe(self):
+        return (
+            f"command: {' '.join(self.command)}\nexit code: {self.process.poll()}\n"
+            f"stdout:\n" + "\n".join(self.stdout) + "\nstderr:\n" + "\n".join(self.stderr)
+        )

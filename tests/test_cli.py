@@ -1,0 +1,96 @@
+"""The command-line contract: usage errors exit 2, broker problems one error: line and exit 1."""
+
+import pytest
+from processes import Script
+from throwaway import free_port
+
+SCRIPTS = ["basic/producer.py", "basic/consumer.py", "workers/producer.py", "workers/consumer.py"]
+PRODUCERS = [s for s in SCRIPTS if s.endswith("producer.py")]
+CONSUMERS = [s for s in SCRIPTS if s.endswith("consumer.py")]
+PASSWORD = "s3cret-Pa55"
+UNUSED = "amqp://guest:guest@127.0.0.1:1/%2F"  # never reached: usage is checked first
+
+BAD_USAGE = (
+    [(s, ["--no-such-option"]) for s in SCRIPTS]
+    + [(s, ["--url", "http://localhost:5672/"]) for s in SCRIPTS]
+    + [(s, ["--url", f"amqp://guest:{PASSWORD}@localhost:notaport/"]) for s in SCRIPTS]
+    + [(s, ["-n", n]) for s in PRODUCERS for n in ["abc", "0", "-1", "1.5", ""]]
+    + [(s, ["extra"]) for s in SCRIPTS]
+    + [("workers/consumer.py", ["--delay", d]) for d in ["abc", "-1", "nan", "inf"]]
+)
+
+
+def run(script, *args, url, env=None):
+    process = Script(script, *args, url=url, env=env)
+    process.wait()
+    return process
+
+
+def assert_no_traceback(process):
+    assert not any("Traceback" in line for line in process.stderr), process.describe()
+
+
+@pytest.mark.parametrize(
+    ("script", "args"), BAD_USAGE, ids=lambda v: " ".join(v) if isinstance(v, list) else v
+)
+def test_bad_usage_exits_2_with_a_message(script, args):
+    process = run(script, *args, url=UNUSED)
+    assert process.process.returncode == 2, process.describe()
+    assert any(line.startswith("usage:") for line in process.stderr), process.describe()
+    assert PASSWORD not in "\n".join(process.stderr + process.stdout)
+    assert_no_traceback(process)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_malformed_amqp_url_in_the_environment_is_a_usage_error(script):
+    process = run(script, url=f"amqp://guest:{PASSWORD}@host:port:5672/")
+    assert process.process.returncode == 2, process.describe()
+    assert PASSWORD not in "\n".join(process.stderr)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_exits_0_and_shows_the_docstring(script):
+    process = run(script, "--help", url=UNUSED)
+    assert process.process.returncode == 0
+    assert "Run:" in "\n".join(process.stdout) and "Observe:" in "\n".join(process.stdout)
+
+
+def assert_one_error_line(process, *expected):
+    assert process.process.returncode == 1, process.describe()
+    assert len(process.stderr) == 1 and process.stderr[0].startswith("error: "), process.describe()
+    for text in expected:
+        assert text in process.stderr[0]
+    assert PASSWORD not in "\n".join(process.stderr + process.stdout)
+    assert process.stdout == []
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_no_broker_is_one_error_line_without_the_password(script):
+    port = free_port()
+    process = run(script, url=f"amqp://guest:{PASSWORD}@127.0.0.1:{port}/%2F")
+    assert_one_error_line(process, f"127.0.0.1:{port}", "is RabbitMQ running")
+
+
+@pytest.mark.parametrize("script", ["basic/producer.py", "workers/consumer.py"])
+def test_a_wrong_password_is_one_error_line_without_it(script, amqp_url):
+    url = amqp_url.replace("guest:guest@", f"guest:{PASSWORD}@")
+    assert_one_error_line(run(script, url=url), "user name or password")
+
+
+@pytest.mark.parametrize("script", ["basic/consumer.py", "workers/producer.py"])
+def test_an_unknown_virtual_host_is_one_error_line(script, amqp_url):
+    url = amqp_url.rsplit("/", 1)[0] + "/no-such-vhost"
+    assert_one_error_line(run(script, url=url), "/no-such-vhost", "virtual host")
+
+
+def test_a_queue_declared_with_other_settings_names_the_queue_and_the_fix(amqp_url):
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    connection.channel().queue_declare("basic", durable=True, arguments={"x-max-length": 10})
+    connection.close()
+    assert_one_error_line(
+        run("basic/producer.py", url=amqp_url),
+        "PRECONDITION_FAILED",
+        "rabbitmqctl delete_queue basic",
+    )

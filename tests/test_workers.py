@@ -1,0 +1,66 @@
+"""Work queues: tasks shared fairly between workers, and nothing lost when one dies."""
+
+import signal
+from collections import Counter
+
+import pytest
+from processes import wait_until
+
+
+def start_worker(start, delay):
+    return start("workers/consumer.py", "--delay", str(delay)).wait_ready()
+
+
+def produce(start, n):
+    producer = start("workers/producer.py", "-n", str(n))
+    assert producer.wait() == 0, producer.describe()
+    assert len(producer.sent()) == n
+    return producer.sent()
+
+
+def wait_for_total(workers, n):
+    wait_until(
+        lambda: sum(len(w.received()) for w in workers) >= n,
+        f"{n} tasks not received by the workers together",
+        *workers,
+    )
+    return [w.received() for w in workers]
+
+
+def test_workers_share_fifteen_tasks_evenly_each_exactly_once(start):
+    workers = [start_worker(start, 0.2) for _ in range(3)]
+    sent = start("workers/producer.py")  # the default: 15 tasks
+    assert sent.wait() == 0, sent.describe()
+    shares = wait_for_total(workers, 15)
+    assert Counter(task for share in shares for task in share) == Counter(sent.sent())
+    assert [len(share) for share in shares] == [5, 5, 5]
+
+
+def test_a_slow_worker_does_not_hoard_tasks(start):
+    slow = start_worker(start, 5.0)
+    fast = start_worker(start, 0.05)
+    sent = produce(start, 10)
+    slow_share, fast_share = wait_for_total([slow, fast], 10)
+    # Prefetch 1: the slow worker holds one task; round-robin would have given it five.
+    assert len(slow_share) == 1
+    assert sorted(slow_share + fast_share) == sorted(sent)
+
+
+def test_a_worker_killed_mid_task_loses_nothing(start):
+    doomed = start_worker(start, 60)
+    sent = produce(start, 3)
+    assert doomed.wait_received(1) == sent[:1]
+    doomed.process.kill()  # SIGKILL: no chance to ack, nack or close
+    doomed.wait()
+    survivor = start_worker(start, 0)
+    assert survivor.wait_received(3) == sent  # the killed worker's task first, as it was queued
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_worker_stopped_mid_task_exits_cleanly_and_gives_the_task_back(start, sig):
+    stopped = start_worker(start, 60)
+    sent = produce(start, 1)
+    assert stopped.wait_received(1) == sent
+    assert stopped.stop(sig) == 0
+    assert stopped.stderr == []
+    assert start_worker(start, 0).wait_received(1) == sent

@@ -1,0 +1,280 @@
+"""A throwaway RabbitMQ for the tests, and a fresh virtual host for each test.
+
+Where the broker comes from, in this order:
+
+1. ``AMQP_URL`` is set: that broker. Its management API (``RABBITMQ_API_URL``,
+   default ``http://<host>:15672``) creates the per-test virtual hosts.
+2. A Docker engine answers: a container from the pinned ``IMAGE``, with
+   testcontainers.
+3. ``rabbitmq-server`` is installed: a private node of our own, with its own
+   name, ports and data folder, removed afterwards.
+4. Else: an error that says how to get one.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from base64 import b64encode
+from json import dumps
+
+import pika
+
+IMAGE = "rabbitmq:4.2-management"
+SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # not /usr/sbin's wrapper: it switches user
+BOOT_TIMEOUT = 60.0
+
+HOW_TO_GET_ONE = (
+    "no RabbitMQ for the tests: set AMQP_URL to a broker with the management "
+    "plugin, start a Docker engine, or install RabbitMQ (Debian/Ubuntu: "
+    "apt-get install rabbitmq-server). For example: docker run -d -p 5672:5672 "
+    f"-p 15672:15672 {IMAGE} and AMQP_URL=amqp://guest:guest@localhost:5672/"
+)
+
+
+class BrokerUnavailable(Exception):
+    pass
+
+
+class Broker:
+    """A broker the tests may use: an AMQP address and its management API."""
+
+    kind = "external"
+    can_restart = False
+
+    def __init__(self, amqp_url, api_url):
+        self.amqp = urllib.parse.urlsplit(amqp_url)
+        self.api_url = api_url.rstrip("/")
+        user = urllib.parse.unquote(self.amqp.username or "guest")
+        password = urllib.parse.unquote(self.amqp.password or "guest")
+        self.user = user
+        self.auth = "Basic " + b64encode(f"{user}:{password}".encode()).decode()
+
+    def url(self, vhost):
+        """The AMQP URL of one virtual host on this broker."""
+        return self.amqp._replace(path="/" + urllib.parse.quote(vhost, safe="")).geturl()
+
+    def api(self, method, path, body=None):
+        request = urllib.request.Request(
+            self.api_url + path,
+            method=method,
+            data=None if body is None else dumps(body).encode(),
+            headers={"Authorization": self.auth, "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.read()
+
+    def add_vhost(self, prefix="test"):
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        quoted = urllib.parse.quote(name, safe="")
+        self.api("PUT", f"/api/vhosts/{quoted}")
+        everything = {"configure": ".*", "write": ".*", "read": ".*"}
+        self.api("PUT", f"/api/permissions/{quoted}/{urllib.parse.quote(self.user)}", everything)
+        return name
+
+    def delete_vhost(self, name):
+        self.api("DELETE", "/api/vhosts/" + urllib.parse.quote(name, safe=""))
+
+    def stop(self):
+        pass
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_open(url, deadline, alive=lambda: True):
+    """Return once the broker at url accepts an AMQP connection; raise at the deadline."""
+    parameters = pika.URLParameters(url)
+    parameters.socket_timeout = 2
+    while True:
+        try:
+            pika.BlockingConnection(parameters).close()
+            return
+        except pika.exceptions.AMQPError as error:
+            last = error
+        if not alive():
+            raise BrokerUnavailable("the broker process exited while starting")
+        if time.monotonic() > deadline:
+            raise BrokerUnavailable(f"the broker did not accept connections in time: {last!r}")
+        time.sleep(0.1)  # a poll interval, bounded by the deadline above
+
+
+def wait_for_api(broker, deadline):
+    """Return once the broker's management API answers; raise at the deadline."""
+    while True:
+        try:
+            broker.api("GET", "/api/overview")
+            return
+        except (urllib.error.URLError, OSError) as error:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"the management API did not answer: {error}") from None
+        time.sleep(0.1)  # a poll interval, bounded by the deadline above
+
+
+class LocalNode(Broker):
+    """A private rabbitmq-server node: own node name, ports and folder."""
+
+    kind = "local rabbitmq-server node"
+    can_restart = True
+
+    def __init__(self):
+        self.folder = tempfile.mkdtemp(prefix="rabbitmq-test-")
+        self.amqp_port, dist_port, api_port = free_port(), free_port(), free_port()
+        self.node = f"test-{os.getpid()}-{self.amqp_port}@localhost"
+        config = os.path.join(self.folder, "rabbitmq.conf")
+        with open(config, "w") as f:
+            f.write(
+                f"listeners.tcp.1 = 127.0.0.1:{self.amqp_port}\n"
+                f"management.tcp.ip = 127.0.0.1\n"
+                f"management.tcp.port = {api_port}\n"
+            )
+        plugins = os.path.join(self.folder, "enabled_plugins")
+        with open(plugins, "w") as f:
+            f.write("[rabbitmq_management].\n")
+        empty_env_file = os.path.join(self.folder, "rabbitmq-env.conf")
+        open(empty_env_file, "w").close()
+        # What rabbitmqctl needs to find this node, and nothing more: given
+        # RABBITMQ_DIST_PORT, the CLI would take that port and the node would not boot.
+        self.cli_env = {
+            **os.environ,
+            "HOME": self.folder,  # the Erlang cookie lives here
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_CONF_ENV_FILE": empty_env_file,
+            "RABBITMQ_ENABLED_PLUGINS_FILE": plugins,
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+        }
+        self.server_env = {
+            **self.cli_env,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.amqp_port),
+            "RABBITMQ_DIST_PORT": str(dist_port),
+            "RABBITMQ_MNESIA_BASE": os.path.join(self.folder, "mnesia"),
+            "RABBITMQ_LOG_BASE": os.path.join(self.folder, "log"),
+            "RABBITMQ_FEATURE_FLAGS_FILE": os.path.join(self.folder, "feature_flags"),
+            "RABBITMQ_PID_FILE": os.path.join(self.folder, "rabbit.pid"),
+            "RABBITMQ_CONFIG_FILE": config,
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        }
+        super().__init__(
+            f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/%2F", f"http://127.0.0.1:{api_port}"
+        )
+        self.process = None
+        self.start()
+
+    def start(self):
+        with open(os.path.join(self.folder, "server.out"), "ab") as output:
+            self.process = subprocess.Popen(
+                [SERVER],
+                env=self.server_env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so stop() reaches every child
+            )
+        try:
+            wait_until_open(
+                self.url("/"),
+                time.monotonic() + BOOT_TIMEOUT,
+                alive=lambda: self.process.poll() is None,
+            )
+            wait_for_api(self, time.monotonic() + BOOT_TIMEOUT)
+        except BrokerUnavailable as error:
+            self.stop()
+            raise BrokerUnavailable(f"{error}; its log: {self.log_tail()}") from None
+
+    def ctl(self, *args, timeout=60):
+        """Run rabbitmqctl against this node; return what it printed."""
+        result = subprocess.run(
+            ["rabbitmqctl", "-n", self.node, *args],
+            env=self.cli_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {result.stderr or result.stdout}")
+        return result.stdout
+
+    def log_tail(self, size=2000):
+        with open(os.path.join(self.folder, "server.out"), "rb") as f:
+            return f.read()[-size:].decode(errors="replace")
+
+    def stop_process(self, graceful=True, timeout=30):
+        """Stop the node: cleanly (SIGTERM, the VM writes its data) or at once (SIGKILL)."""
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM if graceful else signal.SIGKILL)
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+        self.process = None
+
+    def stop(self):
+        self.stop_process(graceful=False)  # nothing in it is kept, so no need to wait
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class Container(Broker):
+    """A throwaway container, through testcontainers."""
+
+    kind = f"docker container {IMAGE}"
+    can_restart = False
+
+    def __init__(self):
+        from testcontainers.community.rabbitmq import RabbitMqContainer
+
+        self.container = RabbitMqContainer(IMAGE).with_exposed_ports(15672)
+        self.container.start()
+        host = self.container.get_container_host_ip()
+        amqp_port = self.container.get_exposed_port(5672)
+        api_port = self.container.get_exposed_port(15672)
+        super().__init__(f"amqp://guest:guest@{host}:{amqp_port}/%2F", f"http://{host}:{api_port}")
+        wait_for_api(self, time.monotonic() + BOOT_TIMEOUT)  # it starts a moment after AMQP
+
+    def stop(self):
+        self.container.stop()
+
+
+def docker_engine_answers():
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:  # no client library, no socket, no engine: all mean "not here"
+        return False
+
+
+def start_broker():
+    url = os.environ.get("AMQP_URL")
+    if url:
+        host = urllib.parse.urlsplit(url).hostname or "localhost"
+        broker = Broker(url, os.environ.get("RABBITMQ_API_URL", f"http://{host}:15672"))
+        try:
+            broker.api("GET", "/api/overview")
+        except (urllib.error.URLError, OSError) as error:
+            raise BrokerUnavailable(
+                f"AMQP_URL is set, but its management API at {broker.api_url} does not "
+                f"answer ({error}); the tests need it to make a virtual host per test: "
+                "enable rabbitmq_management or set RABBITMQ_API_URL"
+            ) from None
+        return broker
+    if docker_engine_answers():
+        return Container()
+    if shutil.which("rabbitmq-server") or os.path.exists(SERVER):
+        return LocalNode()
+    raise BrokerUnavailable(HOW_TO_GET_ONE)
