@@ -41,12 +41,16 @@ def without_password(url):
 
 def connect(url):
     """Open a connection to the broker at url, or raise BrokerError saying what to check."""
+    parameters = pika.URLParameters(url)
     try:
-        return pika.BlockingConnection(pika.URLParameters(url))
+        return pika.BlockingConnection(parameters)
     except pika.exceptions.ProbableAuthenticationError:
         reason = "the broker refused the user name or password: check them in the URL"
     except pika.exceptions.ProbableAccessDeniedError:
-        reason = "the virtual host does not exist, or the user may not use it"
+        reason = (
+            f"the virtual host {parameters.virtual_host!r} does not exist, "
+            "or the user may not use it"
+        )
     except pika.exceptions.ConnectionClosedByBroker as error:
         reason = f"the broker closed the connection: {error.reply_text}"
     except AMQPConnectionError:

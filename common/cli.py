@@ -71,7 +71,10 @@ def run(main):
     """Run main() the way every script runs: exit 0, 1 with an error: line, or 130 on Ctrl-C."""
     sys.stdout.reconfigure(line_buffering=True)  # `consumer.py > file` fills the file line by line
     sys.stderr.reconfigure(line_buffering=True)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops us like Ctrl-C
+    # Ctrl-C and SIGTERM both raise KeyboardInterrupt, even where a shell started us
+    # with SIGINT ignored (`consumer.py &`).
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.default_int_handler)
     try:
         main()
     except BrokerError as error:
