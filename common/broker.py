@@ -93,8 +93,8 @@ class Queue:
             )
         except UnroutableError:
             print(
-                f"warning: unroutable: no queue is bound for routing key {routing_key!r}, "
-                f"so this message was dropped: {body}",
+                f"warning: unroutable: no queue is bound to exchange {exchange or '(default)'!r} "
+                f"for routing key {routing_key!r}, so the broker dropped: {body}",
                 file=sys.stderr,
             )
             return False

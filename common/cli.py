@@ -42,6 +42,15 @@ def count(text):
     return int(text)
 
 
+def routing_key(text):
+    """An argparse type: a routing or binding key, at most 255 bytes as AMQP allows."""
+    if len(text.encode()) > 255:
+        raise argparse.ArgumentTypeError(
+            f"a key is at most 255 bytes, this one is {len(text.encode())}"
+        )
+    return text
+
+
 def seconds(text):
     """An argparse type: a number of seconds, 0 or more."""
     try:

@@ -1,54 +1,84 @@
-"""README.rst shows exactly the code the files hold and output of the shape they print."""
+"""README.rst shows exactly the code the files hold, and output of the shape they print."""
 
 import re
+import shlex
 
 import docutils.core
 import pytest
-from processes import ROOT
+from readme import README, ROOT, blocks, shown_files, synced
 
-README = (ROOT / "README.rst").read_text()
-BLOCK = re.compile(r"^\.\. code-block:: (\w+)\n\n((?:    .*\n|\n)+)", re.MULTILINE)
-SHOWN_FILE = re.compile(
-    r"^\.\. file: (\S+)\n\n\.\. code-block:: python\n\n((?:    .*\n|\n)+)", re.M
-)
-TIMESTAMP = r"\d+ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}"
+TEXT = README.read_text()
+TIMESTAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}"
 WAITING = " [*] Waiting for messages. To exit press CTRL+C"
-PATTERN_NAME = {"basic": "Basic", "workers": "Workers"}
+PATTERN_NAME = {
+    "basic": "Basic",
+    "workers": "Workers",
+    "pubsub": "Pub/Sub",
+    "routing": "Routing",
+    "topics": "Topics",
+}
+KEYED = {"routing", "topics"}  # their messages' text is the routing key
+DEFAULT_COUNT = {"basic": 5, "workers": 15, "pubsub": 5, "routing": 5, "topics": 5}
 
 
-def unindent(block):
-    return "".join(line[4:] if line.strip() else "\n" for line in block.splitlines(True)).strip()
+def script_runs():
+    """(folder, script, arguments, output lines) for each console block that runs a script."""
+    for language, content in blocks(TEXT):
+        lines = content.splitlines()
+        command = re.fullmatch(r"\$ python (\w+)/(producer|consumer)\.py(.*)", lines[0])
+        more_commands = any(line.startswith("$ ") for line in lines[1:])
+        if language == "console" and command and len(lines) > 1 and not more_commands:
+            folder, script, arguments = command.groups()
+            yield folder, script, shlex.split(arguments), lines[1:]
 
 
-def console_blocks():
-    for language, body in BLOCK.findall(README):
-        lines = unindent(body).splitlines()
-        command = re.match(r"^\$ python (\w+)/(producer|consumer)\.py$", lines[0])
-        if language == "console" and command:
-            yield command.group(1), command.group(2), lines[1:]
-
-
-@pytest.mark.parametrize(("path", "shown"), SHOWN_FILE.findall(README), ids=lambda v: v[:30])
+@pytest.mark.parametrize(("path", "shown"), shown_files(TEXT), ids=lambda v: v[:24])
 def test_the_code_shown_is_the_code_in_the_file(path, shown):
-    assert unindent(shown) == (ROOT / path).read_text().strip()
+    assert shown == (ROOT / path).read_text().strip()
 
 
 def test_every_pattern_file_is_shown():
-    shown = {path for path, _ in SHOWN_FILE.findall(README)}
-    files = {str(p.relative_to(ROOT)) for p in ROOT.glob("*/*.py") if p.parent.name != "tests"}
-    assert files - {f for f in files if f.startswith("common/")} <= shown
+    shown = {path for path, _ in shown_files(TEXT)}
+    pattern_files = {
+        f"{folder}/{script}.py" for folder in PATTERN_NAME for script in ("producer", "consumer")
+    }
+    assert pattern_files <= shown
 
 
-@pytest.mark.parametrize(("folder", "script", "lines"), list(console_blocks()), ids=str)
-def test_the_output_shown_has_the_shape_the_scripts_print(folder, script, lines):
-    message = rf"{TIMESTAMP} - {PATTERN_NAME[folder]} - Hello World"
-    if script == "producer":  # numbered from 0, one line per message
-        assert all(re.fullmatch(f"{message} sent", line) for line in lines), lines
-        assert [int(line.split()[0]) for line in lines] == list(range(len(lines)))
-    else:
+def test_make_readme_would_change_nothing():
+    assert synced(TEXT) == TEXT
+
+
+@pytest.mark.parametrize(
+    ("folder", "script", "arguments", "lines"), list(script_runs()), ids=lambda v: str(v)[:30]
+)
+def test_the_output_shown_is_what_that_command_prints(folder, script, arguments, lines):
+    positional = [
+        a
+        for i, a in enumerate(arguments)
+        if not a.startswith("-") and (i == 0 or arguments[i - 1] != "-n")
+    ]
+    message = rf"(\d+) {TIMESTAMP} - {re.escape(PATTERN_NAME[folder])} - (.+)"
+    key = positional[0] if folder in KEYED and script == "producer" else ""
+    count = (
+        int(arguments[arguments.index("-n") + 1]) if "-n" in arguments else DEFAULT_COUNT[folder]
+    )
+    if lines[0].startswith("error: "):  # the example of a broker that does not answer
+        assert len(lines) == 1 and "secret" not in lines[0]
+    elif lines[0].startswith("warning: unroutable"):  # a producer whose messages no queue took
+        assert len(lines) == count
+        assert all(f"routing key '{key}'" in line for line in lines)
+    elif script == "producer":
+        numbers = [re.fullmatch(f"{message} sent", line) for line in lines]
+        assert all(numbers) and {n.group(2) for n in numbers} == {key or "Hello World"}, lines
+        assert [int(n.group(1)) for n in numbers] == list(range(count))
+    else:  # a consumer
         assert lines[0] == WAITING
-        assert all(re.fullmatch(f"{message} received", line) for line in lines[1:]), lines
+        received = [re.fullmatch(f"{message} received", line) for line in lines[1:]]
+        assert all(received), lines
+        if folder == "routing":
+            assert {r.group(2) for r in received} <= set(positional)
 
 
 def test_the_readme_renders_without_warnings():
-    docutils.core.publish_doctree(README, settings_overrides={"halt_level": 2, "report_level": 2})
+    docutils.core.publish_doctree(TEXT, settings_overrides={"halt_level": 2, "report_level": 2})

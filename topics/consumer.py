@@ -1,0 +1,38 @@
+"""Topics, a consumer: receives the messages whose routing key matches a pattern.
+
+Run:      python topics/consumer.py BINDING_KEY [BINDING_KEY ...] [--url URL]
+          (try "*.orange.*", "*.*.rabbit" "lazy.#", or "#"; Ctrl-C to stop)
+Observe:  in a binding key "*" stands for exactly one word and "#" for zero
+          or more, so "lazy.#" receives "lazy" and "lazy.brown.fox". A
+          message that matches several of our bindings arrives once.
+"""
+
+from common import Exchange
+from common.cli import parser, routing_key, run
+
+EXCHANGE = "topics"
+EXCHANGE_TYPE = "topic"
+QUEUE = ""  # "": a queue of our own, named by the broker, exclusive to this connection
+
+
+class Consumer(Exchange):
+    def __init__(self, url, binding_keys):
+        super().__init__(url, EXCHANGE, EXCHANGE_TYPE, queue=QUEUE)
+        self.bind(*binding_keys)
+
+    def callback(self, body):
+        print(f"{body} received")
+
+
+def main(argv=None):
+    options = parser(__doc__)
+    options.add_argument(
+        "keys", nargs="+", type=routing_key, metavar="BINDING_KEY", help="patterns to bind"
+    )
+    args = options.parse_args(argv)
+    with Consumer(args.url, args.keys) as consumer:
+        consumer.receive()
+
+
+if __name__ == "__main__":
+    run(main)
