@@ -66,6 +66,8 @@ class Queue:
     durable queue of queue_type "classic" or "quorum".
     """
 
+    ready = " [*] Waiting for messages. To exit press CTRL+C"  # printed once consuming
+
     def __init__(self, url, queue, *, prefetch=10, queue_type="classic"):
         self.connection = connect(url)
         self.channel = self.connection.channel()
@@ -84,12 +86,12 @@ class Queue:
             result = self.channel.queue_declare(name, durable=True, arguments=arguments)
         return result.method.queue
 
-    def send(self, body, routing_key=None, exchange=""):
+    def send(self, body, routing_key=None, exchange="", properties=PERSISTENT_TEXT):
         """Publish body and wait for the broker's confirm; False if no queue took it."""
         routing_key = self.queue if routing_key is None else routing_key
         try:
             self.channel.basic_publish(
-                exchange, routing_key, body.encode(), PERSISTENT_TEXT, mandatory=True
+                exchange, routing_key, body.encode(), properties, mandatory=True
             )
         except UnroutableError:
             print(
@@ -104,7 +106,7 @@ class Queue:
         """Consume from the queue until SIGINT or SIGTERM, calling callback() per message."""
         self.channel.basic_qos(prefetch_count=self.prefetch)  # per consumer, never global
         self.channel.basic_consume(self.queue, self.on_message)
-        print(" [*] Waiting for messages. To exit press CTRL+C")
+        print(self.ready)
         try:
             self.channel.start_consuming()
         except KeyboardInterrupt:

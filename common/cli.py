@@ -35,11 +35,19 @@ def amqp_url(text):
     return text
 
 
-def count(text):
-    """An argparse type: a whole number of at least 1."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return int(text)
+def whole_number(low, high=None):
+    """An argparse type: a whole number from low to high (no upper limit if high is None)."""
+    bounds = f"of at least {low}" if high is None else f"from {low} to {high}"
+
+    def check(text):
+        if not (text.isascii() and text.isdigit()) or not low <= int(text) <= (high or math.inf):
+            raise argparse.ArgumentTypeError(f"expected a whole number {bounds}, got {text!r}")
+        return int(text)
+
+    return check
+
+
+count = whole_number(1)  # how many messages to send
 
 
 def routing_key(text):

@@ -18,9 +18,11 @@ REQUIRED = {
     "routing/consumer.py": ["blue", "red"],
     "topics/producer.py": ["quick.orange.rabbit"],
     "topics/consumer.py": ["*.orange.*", "lazy.#"],
+    "rpc/producer.py": ["30"],
+    "rpc/consumer.py": [],
 }
 SCRIPTS = list(REQUIRED)
-PRODUCERS = [s for s in SCRIPTS if s.endswith("producer.py")]
+PRODUCERS = [s for s in SCRIPTS if s.endswith("producer.py") and not s.startswith("rpc/")]
 KEYED = [s for s in SCRIPTS if s.startswith(("routing/", "topics/"))]
 PASSWORD = "s3cret-Pa55"
 UNUSED = "amqp://guest:guest@127.0.0.1:1/%2F"  # never reached: usage is checked first
@@ -42,6 +44,9 @@ BAD_USAGE = (
     + [(s, ["k" * 256]) for s in KEYED]  # AMQP allows 255 bytes
     + [(s, [*REQUIRED[s], "k" * 200 + "é" * 28]) for s in KEYED if s.endswith("consumer.py")]
     + [("workers/consumer.py", ["--delay", d]) for d in ["abc", "-1", "nan", "inf"]]
+    + [("rpc/producer.py", [n]) for n in ["abc", "-3", "10001", "1.5", "", "²"]]
+    + [("rpc/producer.py", ["30", "--timeout", t]) for t in ["abc", "-1"]]
+    + [("rpc/producer.py", [])]  # no N
 )
 
 

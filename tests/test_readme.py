@@ -50,7 +50,9 @@ def test_make_readme_would_change_nothing():
 
 
 @pytest.mark.parametrize(
-    ("folder", "script", "arguments", "lines"), list(script_runs()), ids=lambda v: str(v)[:30]
+    ("folder", "script", "arguments", "lines"),
+    [run for run in script_runs() if run[0] != "rpc"],
+    ids=lambda v: str(v)[:30],
 )
 def test_the_output_shown_is_what_that_command_prints(folder, script, arguments, lines):
     positional = [
@@ -78,6 +80,33 @@ def test_the_output_shown_is_what_that_command_prints(folder, script, arguments,
         assert all(received), lines
         if folder == "routing":
             assert {r.group(2) for r in received} <= set(positional)
+
+
+def rpc_runs():
+    return [run for run in script_runs() if run[0] == "rpc"]
+
+
+@pytest.mark.parametrize(("folder", "script", "arguments", "lines"), rpc_runs(), ids=str)
+def test_the_rpc_output_shown_is_what_that_command_prints(folder, script, arguments, lines):
+    if script == "producer":
+        timeout = arguments[arguments.index("--timeout") + 1] if "--timeout" in arguments else "5"
+        numbers = [int(a) for a in arguments if a.isdigit() and a != timeout]
+        assert lines[: len(numbers)] == [f" [x] Requesting fib({n})" for n in numbers]
+        rest = lines[len(numbers) :]
+        if rest[0].startswith("error: "):
+            assert rest == [f"error: no reply within {timeout} s: the server may not be running"]
+        else:
+            assert rest == [f" [.] Got fib({n}) = {fib(n)}" for n in numbers]
+    else:
+        assert lines[0] == " [x] Awaiting RPC requests"
+        assert all(re.fullmatch(r" \[\.\] fib\(\d+\)", line) for line in lines[1:]), lines
+
+
+def fib(n):
+    a, b = 0, 1
+    for _ in range(n):
+        a, b = b, a + b
+    return a
 
 
 def test_the_readme_renders_without_warnings():

@@ -11,6 +11,7 @@ Where the broker comes from, in this order:
 4. Else: an error that says how to get one.
 """
 
+import logging
 import os
 import shutil
 import signal
@@ -96,9 +97,11 @@ def wait_until_open(url, deadline, alive=lambda: True):
     """Return once the broker at url accepts an AMQP connection; raise at the deadline."""
     parameters = pika.URLParameters(url)
     parameters.socket_timeout = 2
+    logging.getLogger("pika").setLevel(logging.CRITICAL)  # each refused try is expected here
     while True:
         try:
             pika.BlockingConnection(parameters).close()
+            logging.getLogger("pika").setLevel(logging.NOTSET)
             return
         except pika.exceptions.AMQPError as error:
             last = error

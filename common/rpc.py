@@ -1,0 +1,115 @@
+"""RpcClient and RpcServer: a request, and the reply that belongs to it.
+
+The client labels each request with a new correlation id and says where to
+reply (reply_to). The server does the work and sends the answer to reply_to,
+with the request's correlation id, so that a client with many calls under way
+knows which answer belongs to which call, and drops any reply it does not
+know (a late answer to a call it gave up on, say).
+
+A reply whose AMQP ``type`` property is "error" carries an error message
+instead of a result: the client raises it as RpcError.
+"""
+
+import time
+import uuid
+
+import pika
+
+from common.broker import BrokerError, Queue
+
+# Direct reply-to: the broker hands replies straight to the client's channel,
+# so no reply queue has to be declared, and cleaned up, for every client.
+REPLY_TO = "amq.rabbitmq.reply-to"
+
+
+class RpcError(Exception):
+    """The server could not answer this request; the message says why."""
+
+
+class RpcTimeout(BrokerError):
+    """No reply came in time."""
+
+
+class RpcClient(Queue):
+    """Sends requests to the server's queue and waits, without spinning, for their replies."""
+
+    def __init__(self, url, queue, *, timeout=5.0):
+        super().__init__(url, queue)  # declared here too, so either side may start first
+        self.timeout = timeout
+        self.replies = {}  # correlation id -> reply, for each call under way (None: no reply yet)
+        self.channel.basic_consume(REPLY_TO, self.on_reply, auto_ack=True)  # no-ack: required
+
+    def request(self, body):
+        """One reply: the result as text; RpcError if the server refused the request."""
+        [reply] = self.request_many([body])
+        if isinstance(reply, RpcError):
+            raise reply
+        return reply
+
+    def request_many(self, bodies):
+        """Send every request at once, then wait for all replies; in the order asked.
+
+        A refused request's place holds its RpcError; RpcTimeout if the replies
+        do not all come within timeout seconds.
+        """
+        ids = []
+        for body in bodies:
+            correlation_id = str(uuid.uuid4())
+            self.replies[correlation_id] = None
+            ids.append(correlation_id)
+            properties = pika.BasicProperties(
+                content_type="text/plain",
+                reply_to=REPLY_TO,
+                correlation_id=correlation_id,
+                expiration=str(int(self.timeout * 1000)),  # nobody waits for it after that
+            )
+            self.send(body, properties=properties)
+        try:
+            self.wait_for(ids)
+            return [self.replies[i] for i in ids]
+        finally:
+            for i in ids:
+                del self.replies[i]  # a reply that comes later is a stray: dropped
+
+    def wait_for(self, ids):
+        deadline = time.monotonic() + self.timeout
+        while any(self.replies[i] is None for i in ids):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RpcTimeout(
+                    f"no reply within {self.timeout:g} s: the server may not be running"
+                )
+            # Sleeps in select() until a reply or the deadline: no busy loop.
+            self.connection.process_data_events(time_limit=remaining)
+
+    def on_reply(self, channel, method, properties, body):
+        if self.replies.get(properties.correlation_id, "unknown") is not None:
+            return  # not a call under way, or answered already: a stray, ignored
+        text = body.decode("utf-8", errors="replace")
+        self.replies[properties.correlation_id] = (
+            RpcError(text) if properties.type == "error" else text
+        )
+
+
+class RpcServer(Queue):
+    """Consumes requests and replies to each; respond() says what the answer is."""
+
+    ready = " [x] Awaiting RPC requests"
+
+    def on_message(self, channel, method, properties, body):
+        try:
+            reply, kind = self.respond(body), "result"
+        except ValueError as error:  # a request we cannot answer: tell the client, keep serving
+            reply, kind = str(error), "error"
+        if properties.reply_to:
+            answer = pika.BasicProperties(
+                content_type="text/plain", correlation_id=properties.correlation_id, type=kind
+            )
+            # Not send(): its mandatory flag would have RabbitMQ return every reply
+            # to a direct reply-to address as unroutable, even the delivered ones.
+            channel.basic_publish("", properties.reply_to, reply.encode(), answer)
+        channel.basic_ack(method.delivery_tag)  # answered (or unanswerable): done with it
+
+    def respond(self, body):
+        """The reply to one request (bytes) as text; raise ValueError to refuse it."""
+        raise NotImplementedError

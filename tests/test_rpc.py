@@ -1,0 +1,164 @@
+"""RPC: answers in the order asked, shared between servers, errors replied, no spin, no hang."""
+
+import contextlib
+import os
+import resource
+import threading
+import time
+import uuid
+
+import pika
+import pytest
+
+from common.rpc import REPLY_TO
+
+QUEUE = "rpc_queue"
+
+
+def fib_by_doubling(n):
+    """(fib(n), fib(n+1)) by fast doubling: a reference independent of the server's loop."""
+    if n == 0:
+        return 0, 1
+    a, b = fib_by_doubling(n // 2)
+    c, d = a * (2 * b - a), a * a + b * b
+    return (d, c + d) if n % 2 else (c, d)
+
+
+def got(numbers):
+    return [f" [.] Got fib({n}) = {fib_by_doubling(n)[0]}" for n in numbers]
+
+
+def answers(client):
+    return [line for line in client.stdout if line.startswith(" [.] Got")]
+
+
+def test_answers_come_in_the_order_asked(start):
+    server = start("rpc/consumer.py")
+    server.wait_for_line(" [x] Awaiting RPC requests")
+    numbers = [30, 0, 90, 1, 2, 10000]
+    client = start("rpc/producer.py", *map(str, numbers))
+    assert client.wait() == 0, client.describe()
+    assert client.stdout[: len(numbers)] == [f" [x] Requesting fib({n})" for n in numbers]
+    assert answers(client) == got(numbers)
+    assert client.stderr == []
+    # The client prints once every reply is in, so the server has printed its lines.
+    assert server.stdout[1:] == [f" [.] fib({n})" for n in numbers]
+
+
+def test_two_servers_share_a_batch_of_forty(start):
+    servers = [start("rpc/consumer.py") for _ in range(2)]
+    for server in servers:
+        server.wait_for_line(" [x] Awaiting RPC requests")
+    numbers = [10000 - i for i in range(40)]
+    client = start("rpc/producer.py", *map(str, numbers))
+    assert client.wait() == 0, client.describe()
+    assert answers(client) == got(numbers)
+    served = [[line for line in s.stdout if line.startswith(" [.] fib(")] for s in servers]
+    assert sum(map(len, served)) == 40 and all(served), served
+
+
+def test_with_no_server_the_client_gives_up_after_its_timeout(start):
+    began = time.monotonic()
+    client = start("rpc/producer.py", "5", "--timeout", "1")
+    assert client.wait() == 1, client.describe()
+    assert 1 <= time.monotonic() - began < 4
+    assert len(client.stderr) == 1, client.describe()
+    assert client.stderr[0].startswith("error: ") and "may not be running" in client.stderr[0]
+
+
+def test_waiting_for_a_reply_does_not_spin_the_cpu(start):
+    """CPU time of the client over a 3 s wait, read from the kernel: a spinning loop uses ~3 s."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client = start("rpc/producer.py", "5", "--timeout", "3")
+    client.wait_for_line(" [x] Requesting fib(5)")
+    with open(f"/proc/{client.process.pid}/stat") as stat:  # CPU used up to the wait
+        fields = stat.read().rsplit(")", 1)[1].split()
+    ticks = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    assert client.wait() == 1, client.describe()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert total - ticks < 0.3, f"{total - ticks:.2f} s of CPU while waiting 3 s"
+
+
+@pytest.mark.parametrize("n", ["abc", "-3", "10001", "1.5"])
+def test_the_client_refuses_what_is_not_a_whole_number_up_to_10000(start, n):
+    client = start("rpc/producer.py", n)
+    assert client.wait() == 2, client.describe()
+    assert client.stderr[0].startswith("usage:")
+
+
+class Requester:
+    """A bare pika client in the test, to send what the real client never would."""
+
+    def __init__(self, url):
+        self.connection = pika.BlockingConnection(pika.URLParameters(url))
+        self.channel = self.connection.channel()
+        self.channel.queue_declare(QUEUE, durable=True)
+        self.replies = {}
+        self.channel.basic_consume(REPLY_TO, self.on_reply, auto_ack=True)
+
+    def on_reply(self, channel, method, properties, body):
+        self.replies[properties.correlation_id] = (properties.type, body.decode())
+
+    def ask(self, body):
+        correlation_id = str(uuid.uuid4())
+        properties = pika.BasicProperties(reply_to=REPLY_TO, correlation_id=correlation_id)
+        self.channel.basic_publish("", QUEUE, body, properties)
+        deadline = time.monotonic() + 10
+        while correlation_id not in self.replies and time.monotonic() < deadline:
+            self.connection.process_data_events(time_limit=deadline - time.monotonic())
+        return self.replies.get(correlation_id)
+
+
+def test_malformed_requests_get_error_replies_and_the_server_goes_on(start, amqp_url):
+    server = start("rpc/consumer.py")
+    server.wait_for_line(" [x] Awaiting RPC requests")
+    requester = Requester(amqp_url)
+    for bad in [b"abc", b"-3", b"10001", b"1.5", b"", b" 7", b"\xff\xfe"]:
+        kind, text = requester.ask(bad)
+        assert kind == "error" and ("whole number" in text or "utf-8" in text), (bad, text)
+    assert requester.ask(b"10") == ("result", "55")
+    requester.connection.close()
+    assert server.process.poll() is None and server.stderr == []
+
+
+@contextlib.contextmanager
+def stand_in_server(url, reply):
+    """A server in this process: answers one request with reply(request) -> [(id, type, body)]."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    channel.queue_declare(QUEUE, durable=True)
+
+    def answer(channel, method, properties, body):
+        for correlation_id, kind, text in reply(properties):
+            answer = pika.BasicProperties(correlation_id=correlation_id, type=kind)
+            channel.basic_publish("", properties.reply_to, text.encode(), answer)
+        channel.basic_ack(method.delivery_tag)
+        channel.stop_consuming()
+
+    channel.basic_consume(QUEUE, answer)
+    thread = threading.Thread(target=channel.start_consuming, daemon=True)
+    thread.start()
+    yield
+    thread.join(10)
+    connection.close()
+
+
+def test_a_stray_reply_does_not_confuse_the_client(start, amqp_url):
+    def stray_first(request):
+        return [(str(uuid.uuid4()), "result", "999"), (request.correlation_id, "result", "8")]
+
+    with stand_in_server(amqp_url, stray_first):
+        client = start("rpc/producer.py", "6")
+        assert client.wait() == 0, client.describe()
+    assert answers(client) == [" [.] Got fib(6) = 8"]
+
+
+def test_an_error_reply_is_printed_as_an_error_and_exits_1(start, amqp_url):
+    def refuse(request):
+        return [(request.correlation_id, "error", "out of order")]
+
+    with stand_in_server(amqp_url, refuse):
+        client = start("rpc/producer.py", "6")
+        assert client.wait() == 1, client.describe()
+    assert client.stderr == ["error: fib(6): the server refused: out of order"]
