@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean readme
+.PHONY: demo test lint clean readme images
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +22,16 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2  # two workers, each with its own throwaway broker
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
 
-# After changing a pattern file: copy it into README.rst's code block for it.
-readme:
-	$(PYTHON) tests/readme.py
+# README.rst: copy each pattern file into its code block, and re-record every
+# transcript by running its scenario against a throwaway broker.
+readme: $(VENV)/.installed
+	$(BIN)/python tests/readme.py --transcripts
+
+# images/*.png from their Graphviz sources, images/*.dot (needs graphviz).
+images:
+	bash images/render.sh

@@ -104,10 +104,10 @@ class Queue:
 
     def receive(self):
         """Consume from the queue until SIGINT or SIGTERM, calling callback() per message."""
-        self.channel.basic_qos(prefetch_count=self.prefetch)  # per consumer, never global
-        self.channel.basic_consume(self.queue, self.on_message)
-        print(self.ready)
         try:
+            self.channel.basic_qos(prefetch_count=self.prefetch)  # per consumer, never global
+            self.channel.basic_consume(self.queue, self.on_message)
+            print(self.ready)
             self.channel.start_consuming()
         except KeyboardInterrupt:
             pass  # the stop the user asked for; close() gives back what is unacked

@@ -49,4 +49,10 @@ def synced(text):
 
 
 if __name__ == "__main__":
+    import sys
+
     README.write_text(synced(README.read_text()))
+    if "--transcripts" in sys.argv:
+        from transcripts import record
+
+        record(README)

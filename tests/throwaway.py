@@ -29,7 +29,9 @@ from json import dumps
 import pika
 
 IMAGE = "rabbitmq:4.2-management"
-SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # not /usr/sbin's wrapper: it switches user
+# Not /usr/sbin's wrappers: they switch to the rabbitmq user, whose home is not ours.
+SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 BOOT_TIMEOUT = 60.0
 
 HOW_TO_GET_ONE = (
@@ -49,6 +51,7 @@ class Broker:
 
     kind = "external"
     can_restart = False
+    ctl = None  # rabbitmqctl: only where the tests can reach the node (not through AMQP_URL)
 
     def __init__(self, amqp_url, api_url):
         self.amqp = urllib.parse.urlsplit(amqp_url)
@@ -198,7 +201,7 @@ class LocalNode(Broker):
     def ctl(self, *args, timeout=60):
         """Run rabbitmqctl against this node; return what it printed."""
         result = subprocess.run(
-            ["rabbitmqctl", "-n", self.node, *args],
+            [CTL if os.path.exists(CTL) else "rabbitmqctl", "-n", self.node, *args],
             env=self.cli_env,
             capture_output=True,
             text=True,
@@ -247,6 +250,13 @@ class Container(Broker):
         api_port = self.container.get_exposed_port(15672)
         super().__init__(f"amqp://guest:guest@{host}:{amqp_port}/%2F", f"http://{host}:{api_port}")
         wait_for_api(self, time.monotonic() + BOOT_TIMEOUT)  # it starts a moment after AMQP
+
+    def ctl(self, *args):
+        """Run rabbitmqctl inside the container; return what it printed."""
+        result = self.container.exec(["rabbitmqctl", *args])
+        if result.exit_code != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {result.output.decode()}")
+        return result.output.decode()
 
     def stop(self):
         self.container.stop()

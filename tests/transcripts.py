@@ -1,0 +1,240 @@
+"""The README's terminal transcripts: each made by a real run, and checked against one.
+
+Each transcript in README.rst sits under a marker naming it:
+
+    .. transcript: basic-producer
+
+    .. code-block:: console
+
+        $ python basic/producer.py
+        0 2026-11-29 11:10:33.477573 - Basic - Hello World sent
+        ...
+
+The scenarios below run the scripts as the README tells a reader to, against
+a broker, and return every transcript by name. tests/test_readme.py runs them
+against the throwaway broker and compares; `make readme` runs them and writes
+what they printed into README.rst. Only timestamps, the names the broker
+generates and the broker's address may differ between two runs.
+"""
+
+import re
+import shlex
+import signal
+import urllib.parse
+
+import pika
+from processes import wait_until
+
+SHOWN_HOST = "localhost:5672"
+MARKED = re.compile(
+    r"^\.\. transcript: (\S+)\n\n\.\. code-block:: console\n\n((?:    .*\n|\n)+)", re.MULTILINE
+)
+
+
+class Recorder:
+    """Runs the scripts of one scenario and keeps what each printed, by transcript name."""
+
+    def __init__(self, start, broker, url):
+        self.start, self.broker, self.url = start, broker, url
+        self.vhost = pika.URLParameters(url).virtual_host
+        self.transcripts = {}
+
+    def keep(self, name, command, lines):
+        self.transcripts[name] = [self.as_shown(f"$ {command}"), *map(self.as_shown, lines)]
+
+    def as_shown(self, line):
+        """A line as a reader's run on localhost:5672, virtual host /, would print it."""
+        address = urllib.parse.urlsplit(self.url).netloc.rsplit("@", 1)[-1]
+        quoted = urllib.parse.quote(self.vhost, safe="")
+        line = line.replace(address, SHOWN_HOST).replace(f"/{quoted}", "/")
+        for shown in ("vhost {} ", "vhost {}.", "'{}'"):
+            line = line.replace(shown.format(self.vhost), shown.format("/"))
+        return line
+
+    def finish(self, name, path, *args):
+        """Run a script that ends by itself (a producer) and keep all it printed."""
+        script = self.start(path, *args)
+        script.wait()
+        self.keep(name, shlex.join(["python", path, *args]), script.stdout + script.stderr)
+        return script
+
+    def stop(self, name, script, *args):
+        """Stop a running script (a consumer) as Ctrl-C would, and keep what it printed."""
+        assert script.stop(signal.SIGINT) == 0, script.describe()
+        path = script.command[1]
+        self.keep(name, shlex.join(["python", path, *args]), script.stdout + script.stderr)
+
+    def ctl(self, name, *args):
+        """rabbitmqctl, as a reader runs it; here against the test's own virtual host."""
+        output = self.broker.ctl(*args, "-p", self.vhost)
+        self.keep(name, shlex.join(["sudo", "rabbitmqctl", *args]), output.splitlines())
+
+
+def basic(r):
+    r.finish("basic-producer", "basic/producer.py")
+    r.ctl("basic-queues", "list_queues")
+    consumer = r.start("basic/consumer.py").wait_ready()
+    consumer.wait_received(5)
+    r.stop("basic-consumer", consumer)
+
+
+def workers(r):
+    workers = [r.start("workers/consumer.py").wait_ready() for _ in range(3)]
+    r.ctl("workers-consumers", "list_consumers", "queue_name", "ack_required", "prefetch_count")
+    r.finish("workers-producer", "workers/producer.py")
+    wait_until(lambda: sum(len(w.received()) for w in workers) == 15, "15 tasks", *workers)
+    for i, worker in enumerate(workers, 1):
+        r.stop(f"workers-consumer-{i}", worker)
+
+
+def pubsub(r):
+    subscribers = [r.start("pubsub/consumer.py").wait_ready() for _ in range(3)]
+    r.ctl("pubsub-exchanges", "list_exchanges", "name", "type")
+    r.ctl("pubsub-queues", "list_queues", "name", "exclusive", "messages")
+    r.finish("pubsub-producer", "pubsub/producer.py")
+    for i, subscriber in enumerate(subscribers, 1):
+        subscriber.wait_received(5)
+        r.stop(f"pubsub-consumer-{i}", subscriber)
+    r.finish("pubsub-producer-alone", "pubsub/producer.py", "-n", "2")
+
+
+def routing(r):
+    blue = r.start("routing/consumer.py", "blue").wait_ready()
+    red_green = r.start("routing/consumer.py", "red", "green").wait_ready()
+    for key in ("blue", "red", "green"):
+        r.finish(f"routing-producer-{key}", "routing/producer.py", key)
+    r.ctl("routing-bindings", "list_bindings", "source_name", "routing_key", "destination_name")
+    blue.wait_received(5)
+    red_green.wait_received(10)
+    r.stop("routing-consumer-blue", blue, "blue")
+    r.stop("routing-consumer-red-green", red_green, "red", "green")
+    r.finish("routing-producer-black", "routing/producer.py", "black", "-n", "2")
+
+
+TOPIC_KEYS = [
+    "quick.orange.rabbit",
+    "lazy.orange.elephant",
+    "quick.orange.fox",
+    "lazy.brown.fox",
+    "lazy.pink.rabbit",
+    "lazy",
+]
+
+
+def topics(r):
+    orange = r.start("topics/consumer.py", "*.orange.*").wait_ready()
+    rabbit_lazy = r.start("topics/consumer.py", "*.*.rabbit", "lazy.#").wait_ready()
+    for key in TOPIC_KEYS:
+        r.finish(f"topics-producer-{key}", "topics/producer.py", key, "-n", "2")
+    orange.wait_received(6)
+    rabbit_lazy.wait_received(10)
+    r.stop("topics-consumer-orange", orange, "*.orange.*")
+    r.stop("topics-consumer-rabbit-lazy", rabbit_lazy, "*.*.rabbit", "lazy.#")
+    r.finish("topics-producer-unmatched", "topics/producer.py", "quick.brown.fox", "-n", "2")
+
+
+def rpc(r):
+    servers = [r.start("rpc/consumer.py") for _ in range(2)]
+    for server in servers:
+        server.wait_for_line(" [x] Awaiting RPC requests")
+    r.ctl("rpc-queues", "list_queues", "name", "durable", "consumers")
+    r.finish("rpc-producer", "rpc/producer.py", "0", "1", "2", "30", "90")
+    for i, server in enumerate(servers, 1):
+        r.stop(f"rpc-consumer-{i}", server)
+    r.finish("rpc-producer-alone", "rpc/producer.py", "30", "--timeout", "2")
+
+
+def errors(r):
+    """The errors the Troubleshooting section explains, each as a reader meets it."""
+    r.finish("errors-refused", "basic/consumer.py", "--url", "amqp://guest:secret@localhost:5673/")
+    wrong_password = r.url.replace("guest:guest@", "guest:secret@")
+    r.finish("errors-password", "basic/consumer.py", "--url", wrong_password)
+    nowhere = r.url.rsplit("/", 1)[0] + "/nowhere"
+    r.finish("errors-vhost", "basic/consumer.py", "--url", nowhere)
+    connection = pika.BlockingConnection(pika.URLParameters(r.url))  # an older "basic"
+    connection.channel().queue_declare("basic", durable=True, arguments={"x-max-length": 10})
+    connection.close()
+    r.finish("errors-precondition", "basic/producer.py")
+
+
+SCENARIOS = {f.__name__: f for f in (basic, workers, pubsub, routing, topics, rpc, errors)}
+
+# Transcripts whose lines may be shared out differently between runs: compared together.
+GROUPS = {"workers-consumer-": 3, "rpc-consumer-": 2}
+GENERATED = [
+    (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}"), "<time>"),
+    (re.compile(r"amq\.gen-[\w-]+"), "amq.gen-<name>"),
+]
+
+
+def normalized(lines):
+    """Lines with what may differ between two runs made alike, in an order that does not vary."""
+    result = []
+    for line in lines:
+        for pattern, placeholder in GENERATED:
+            line = pattern.sub(placeholder, line)
+        result.append(line)
+    return result
+
+
+def comparable(transcripts):
+    """name -> normalized lines; a group's members merged and sorted (who got what varies)."""
+    merged = {}
+    for name, lines in transcripts.items():
+        group = next((prefix for prefix in GROUPS if name.startswith(prefix)), None)
+        if group:
+            merged.setdefault(group, []).extend(normalized(lines))
+        elif name.endswith(("-bindings", "-queues", "-exchanges", "-consumers")):  # any order
+            merged[name] = normalized(lines[:1]) + sorted(normalized(lines[1:]))
+        else:
+            merged[name] = normalized(lines)
+    return {name: sorted(lines) if name in GROUPS else lines for name, lines in merged.items()}
+
+
+def with_transcripts(text, transcripts):
+    """text with every marked transcript replaced by the one recorded under its name."""
+
+    def recorded(match):
+        lines = transcripts[match.group(1)]
+        body = "".join(f"    {line}\n" if line else "\n" for line in lines)
+        return f".. transcript: {match.group(1)}\n\n.. code-block:: console\n\n{body}\n"
+
+    return MARKED.sub(recorded, text)
+
+
+def shown(text):
+    """name -> lines of every marked transcript in text."""
+    return {
+        name: [line[4:] for line in block.rstrip("\n").split("\n")]
+        for name, block in MARKED.findall(text)
+    }
+
+
+def record(readme):
+    """Run every scenario against a throwaway broker and write the transcripts into readme."""
+    from processes import Script
+    from throwaway import start_broker
+
+    broker = start_broker()
+    transcripts = {}
+    try:
+        for scenario in SCENARIOS.values():
+            vhost = broker.add_vhost()
+            url = broker.url(vhost)
+            scripts = []
+
+            def start(path, *args, url=url, scripts=scripts):
+                scripts.append(Script(path, *args, url=url))
+                return scripts[-1]
+
+            recorder = Recorder(start, broker, url)
+            try:
+                scenario(recorder)
+            finally:
+                for script in scripts:
+                    script.kill()
+                broker.delete_vhost(vhost)
+            transcripts.update(recorder.transcripts)
+    finally:
+        broker.stop()
+    readme.write_text(with_transcripts(readme.read_text(), transcripts))
