@@ -13,16 +13,16 @@ PREFETCH = 10  # at most this many unacknowledged messages in flight to us
 
 
 class Consumer(Queue):
-    def __init__(self, url):
-        super().__init__(url, QUEUE, prefetch=PREFETCH)
+    def __init__(self, url, **options):
+        super().__init__(url, QUEUE, prefetch=PREFETCH, **options)
 
     def callback(self, body):
         print(f"{body} received")
 
 
 def main(argv=None):
-    args = parser(__doc__).parse_args(argv)
-    with Consumer(args.url) as consumer:
+    args = parser(__doc__, consumer=True).parse_args(argv)
+    with Consumer(args.url, retry_for=args.retry) as consumer:
         consumer.receive()
 
 

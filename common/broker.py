@@ -10,10 +10,21 @@ Every choice here is the safe one, because readers copy it:
   unroutable instead of vanishing;
 - manual acks, sent after the callback has done its work, so a consumer that
   dies mid-message gives the message back to the queue;
-- a prefetch limit per consumer, so no consumer hoards messages.
+- a prefetch limit per consumer, so no consumer hoards messages;
+- the callback runs on a thread of its own, so a long task does not stop the
+  heartbeats that keep the connection alive;
+- a message whose callback fails is tried MAX_ATTEMPTS times, then set aside
+  in the DEAD_LETTERS queue instead of being redelivered forever;
+- a consumer that loses the broker reconnects, with backoff, for up to
+  retry_for seconds.
 """
 
+import functools
+import queue
+import ssl
 import sys
+import threading
+import time
 from urllib.parse import unquote, urlsplit
 
 import pika
@@ -22,6 +33,8 @@ from pika.exceptions import AMQPConnectionError, UnroutableError
 PERSISTENT_TEXT = pika.BasicProperties(
     content_type="text/plain", delivery_mode=pika.DeliveryMode.Persistent
 )
+MAX_ATTEMPTS = 3
+DEAD_LETTERS = "dead_letters"
 
 
 class BrokerError(Exception):
@@ -39,23 +52,40 @@ def without_password(url):
     return f"{parts.scheme}://{user}{at}{host_and_port}{parts.path}"
 
 
-def connect(url):
-    """Open a connection to the broker at url, or raise BrokerError saying what to check."""
+def connect(url, retry_for=0.0):
+    """Open a connection to the broker at url, or raise BrokerError saying what to check.
+
+    While no broker answers, try again with growing pauses for up to retry_for
+    seconds. A refused login or virtual host is final at once.
+    """
     parameters = pika.URLParameters(url)
-    try:
-        return pika.BlockingConnection(parameters)
-    except pika.exceptions.ProbableAuthenticationError:
-        reason = "the broker refused the user name or password: check them in the URL"
-    except pika.exceptions.ProbableAccessDeniedError:
-        reason = (
-            f"the virtual host {parameters.virtual_host!r} does not exist, "
-            "or the user may not use it"
-        )
-    except pika.exceptions.ConnectionClosedByBroker as error:
-        reason = f"the broker closed the connection: {error.reply_text}"
-    except AMQPConnectionError:
-        reason = "no broker answers there: is RabbitMQ running, and are host and port right?"
-    raise BrokerError(f"cannot connect to {without_password(url)}: {reason}")
+    where = without_password(url)
+    deadline, pause = time.monotonic() + retry_for, 0.5
+    while True:
+        try:
+            return pika.BlockingConnection(parameters)
+        except pika.exceptions.ProbableAuthenticationError:
+            reason = "the broker refused the user name or password: check them in the URL"
+        except pika.exceptions.ProbableAccessDeniedError:
+            reason = (
+                f"the virtual host {parameters.virtual_host!r} does not exist, "
+                "or the user may not use it"
+            )
+        except pika.exceptions.ConnectionClosedByBroker as error:
+            reason = f"the broker closed the connection: {error.reply_text}"
+        except ssl.SSLError as error:
+            reason = f"TLS failed ({error.reason}): if the broker's certificate is signed by "
+            reason += "your own CA, name its certificate with SSL_CERT_FILE=ca.pem"
+        except AMQPConnectionError:
+            left = deadline - time.monotonic()
+            if left > 0:
+                if pause == 0.5:
+                    print(f" [!] No broker answers at {where} yet: trying for {retry_for:g} s")
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, 5.0)
+                continue
+            reason = "no broker answers there: is RabbitMQ running, and are host and port right?"
+        raise BrokerError(f"cannot connect to {where}: {reason}")
 
 
 class Queue:
@@ -68,12 +98,23 @@ class Queue:
 
     ready = " [*] Waiting for messages. To exit press CTRL+C"  # printed once consuming
 
-    def __init__(self, url, queue, *, prefetch=10, queue_type="classic"):
-        self.connection = connect(url)
+    def __init__(self, url, queue, *, prefetch=10, queue_type="classic", retry_for=0.0):
+        self.url = url
+        self.queue_name = queue
+        self.queue_type = queue_type
+        self.prefetch = prefetch
+        self.retry_for = retry_for
+        self.open()
+
+    def open(self):
+        """Connect, and declare what this side needs: again after a lost connection."""
+        self.connection = connect(self.url, self.retry_for)
         self.channel = self.connection.channel()
         self.channel.confirm_delivery()
-        self.prefetch = prefetch
-        self.queue = None if queue is None else self.declare_queue(queue, queue_type)
+        if self.queue_name is None:
+            self.queue = None
+        else:
+            self.queue = self.declare_queue(self.queue_name, self.queue_type)
 
     def declare_queue(self, name, queue_type="classic"):
         """Declare the queue and return its name (the broker's choice when name is "")."""
@@ -103,19 +144,76 @@ class Queue:
         return True
 
     def receive(self):
-        """Consume from the queue until SIGINT or SIGTERM, calling callback() per message."""
+        """Consume until SIGINT or SIGTERM, calling callback() per message.
+
+        A lost connection is opened again (see open()), and consuming goes on.
+        """
+        self.tasks = queue.SimpleQueue()  # from the I/O thread (here) to the worker thread
+        threading.Thread(target=self.work, daemon=True).start()
         try:
-            self.channel.basic_qos(prefetch_count=self.prefetch)  # per consumer, never global
-            self.channel.basic_consume(self.queue, self.on_message)
-            print(self.ready)
-            self.channel.start_consuming()
+            while True:
+                try:
+                    self.channel.basic_qos(prefetch_count=self.prefetch)  # never global
+                    self.channel.basic_consume(self.queue, self.on_message)
+                    if self.ready:
+                        print(self.ready)
+                        self.ready = ""  # once: a reconnection says so itself
+                    self.channel.start_consuming()
+                    return
+                except AMQPConnectionError:
+                    while not self.tasks.empty():  # unacked: the broker redelivers them
+                        self.tasks.get_nowait()
+                    self.open()
+                    print(" [*] Reconnected to the broker")
         except KeyboardInterrupt:
             pass  # the stop the user asked for; close() gives back what is unacked
 
     def on_message(self, channel, method, properties, body):
-        # errors="replace": a body that is not UTF-8 is shown, not a crash.
-        self.callback(body.decode("utf-8", errors="replace"))
-        channel.basic_ack(method.delivery_tag)  # only now: the work is done
+        self.tasks.put((self.connection, channel, method, properties, body))
+
+    def work(self):
+        """The worker thread: runs callback() per message, in order, off the I/O thread."""
+        while True:
+            connection, channel, method, properties, body = self.tasks.get()
+            try:
+                # errors="replace": a body that is not UTF-8 is shown, not a crash.
+                self.callback(body.decode("utf-8", errors="replace"))
+                done = functools.partial(self.ack, channel, method.delivery_tag)
+            except Exception as error:  # whatever the callback raised: retry, then set aside
+                done = functools.partial(self.failed, channel, method, properties, body, error)
+            try:
+                # pika is not thread-safe: the I/O thread sends the ack.
+                connection.add_callback_threadsafe(done)
+            except pika.exceptions.AMQPError:
+                pass  # the connection is gone: the broker redelivers the message
+
+    def ack(self, channel, delivery_tag):
+        if channel.is_open:  # else it was lost, and the broker redelivers the message
+            channel.basic_ack(delivery_tag)  # only now: the work is done
+
+    def failed(self, channel, method, properties, body, error):
+        """The callback raised: publish the message again, or to DEAD_LETTERS, then ack it."""
+        if not channel.is_open:
+            return
+        attempts = (properties.headers or {}).get("attempts", 0) + 1
+        headers = {**(properties.headers or {}), "attempts": attempts}
+        if attempts < MAX_ATTEMPTS:
+            target, fate = self.queue, "it goes back to the queue"
+        else:
+            target, fate = DEAD_LETTERS, f"it goes to the queue {DEAD_LETTERS!r}"
+            headers.update(error=repr(error)[:500], queue=self.queue)
+            channel.queue_declare(DEAD_LETTERS, durable=True)
+        print(
+            f"warning: failed ({error!r}), attempt {attempts} of {MAX_ATTEMPTS}: {fate}",
+            file=sys.stderr,
+        )
+        again = pika.BasicProperties(
+            content_type=properties.content_type,
+            delivery_mode=pika.DeliveryMode.Persistent,
+            headers=headers,
+        )
+        channel.basic_publish("", target, body, again)
+        channel.basic_ack(method.delivery_tag)
 
     def callback(self, body):
         """What to do with one message: each consumer says."""
@@ -139,16 +237,23 @@ class Exchange(Queue):
     """
 
     def __init__(self, url, exchange, exchange_type, queue=None, **options):
-        super().__init__(url, queue, **options)
-        # Producer and consumer both declare it, so either may start first.
-        self.channel.exchange_declare(exchange, exchange_type, durable=True)
         self.exchange = exchange
         self.exchange_type = exchange_type
+        self.routing_keys = []
+        super().__init__(url, queue, **options)
+
+    def open(self):
+        super().open()
+        # Producer and consumer both declare it, so either may start first.
+        self.channel.exchange_declare(self.exchange, self.exchange_type, durable=True)
+        for routing_key in self.routing_keys:  # after a reconnection: a new queue to bind
+            self.channel.queue_bind(self.queue, self.exchange, routing_key)
 
     def bind(self, *routing_keys):
         """Bind the queue to the exchange once per routing key (none: one binding, key "")."""
         for routing_key in routing_keys or ("",):
             self.channel.queue_bind(self.queue, self.exchange, routing_key)
+            self.routing_keys.append(routing_key)
 
     def send(self, body, routing_key=""):
         return super().send(body, routing_key, exchange=self.exchange)

@@ -17,6 +17,7 @@ import pika
 from common.broker import BrokerError, without_password
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
+RETRY_FOR = 30.0  # seconds a consumer keeps trying to reach the broker: a restart fits
 
 
 def amqp_url(text):
@@ -70,8 +71,9 @@ def seconds(text):
     return value
 
 
-def parser(doc):
-    """An argument parser whose help is the script's docstring, with --url already added."""
+def parser(doc, consumer=False):
+    """An argument parser whose help is the script's docstring, with --url already added,
+    and for a consumer --retry."""
     result = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -79,8 +81,18 @@ def parser(doc):
         "--url",
         type=amqp_url,
         default=os.environ.get("AMQP_URL", DEFAULT_URL),
-        help="the broker (default: $AMQP_URL, else amqp://guest:guest@localhost:5672/%%2F)",
+        help="the broker (default: $AMQP_URL, else amqp://guest:guest@localhost:5672/%%2F); "
+        "for amqps://, SSL_CERT_FILE may name the CA certificate to trust",
     )
+    if consumer:
+        result.add_argument(
+            "--retry",
+            type=seconds,
+            default=RETRY_FOR,
+            metavar="SECONDS",
+            help="while no broker answers, at the start or after losing it, keep trying "
+            f"this long before giving up with an error (default: {RETRY_FOR:g})",
+        )
     return result
 
 

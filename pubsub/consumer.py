@@ -15,8 +15,8 @@ QUEUE = ""  # "": a queue of our own, named by the broker, exclusive to this con
 
 
 class Consumer(Exchange):
-    def __init__(self, url):
-        super().__init__(url, EXCHANGE, EXCHANGE_TYPE, queue=QUEUE)
+    def __init__(self, url, **options):
+        super().__init__(url, EXCHANGE, EXCHANGE_TYPE, queue=QUEUE, **options)
         self.bind()  # a fanout ignores keys: one binding is all it takes
 
     def callback(self, body):
@@ -24,8 +24,8 @@ class Consumer(Exchange):
 
 
 def main(argv=None):
-    args = parser(__doc__).parse_args(argv)
-    with Consumer(args.url) as consumer:
+    args = parser(__doc__, consumer=True).parse_args(argv)
+    with Consumer(args.url, retry_for=args.retry) as consumer:
         consumer.receive()
 
 

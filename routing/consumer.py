@@ -14,8 +14,8 @@ QUEUE = ""  # "": a queue of our own, named by the broker, exclusive to this con
 
 
 class Consumer(Exchange):
-    def __init__(self, url, keys):
-        super().__init__(url, EXCHANGE, EXCHANGE_TYPE, queue=QUEUE)
+    def __init__(self, url, keys, **options):
+        super().__init__(url, EXCHANGE, EXCHANGE_TYPE, queue=QUEUE, **options)
         self.bind(*keys)  # one binding per key: a direct exchange matches keys exactly
 
     def callback(self, body):
@@ -23,10 +23,10 @@ class Consumer(Exchange):
 
 
 def main(argv=None):
-    options = parser(__doc__)
+    options = parser(__doc__, consumer=True)
     options.add_argument("keys", nargs="+", type=routing_key, metavar="KEY", help="keys to bind")
     args = options.parse_args(argv)
-    with Consumer(args.url, args.keys) as consumer:
+    with Consumer(args.url, args.keys, retry_for=args.retry) as consumer:
         consumer.receive()
 
 

@@ -24,8 +24,8 @@ def fib(n):
 
 
 class FibonacciServer(RpcServer):
-    def __init__(self, url):
-        super().__init__(url, QUEUE, prefetch=PREFETCH)
+    def __init__(self, url, **options):
+        super().__init__(url, QUEUE, prefetch=PREFETCH, **options)
 
     def respond(self, body):
         text = body.decode()  # not UTF-8: UnicodeDecodeError, a ValueError, an error reply
@@ -37,8 +37,8 @@ class FibonacciServer(RpcServer):
 
 
 def main(argv=None):
-    args = parser(__doc__).parse_args(argv)
-    with FibonacciServer(args.url) as server:
+    args = parser(__doc__, consumer=True).parse_args(argv)
+    with FibonacciServer(args.url, retry_for=args.retry) as server:
         server.receive()
 
 

@@ -58,6 +58,15 @@ class Script:
     def wait_for_line(self, text, timeout=TIMEOUT):
         wait_until(lambda: text in self.stdout, f"{text!r} never printed", self, timeout=timeout)
 
+    def wait_until_printed(self, start, timeout=TIMEOUT):
+        """Wait for a line of stdout that starts with start."""
+        wait_until(
+            lambda: any(line.startswith(start) for line in self.stdout),
+            f"no line starting {start!r}",
+            self,
+            timeout=timeout,
+        )
+
     def wait_ready(self, timeout=TIMEOUT):
         self.wait_for_line(" [*] Waiting for messages. To exit press CTRL+C", timeout)
         return self

@@ -1,12 +1,16 @@
 """The helpers in common/, used the way a pattern uses them, checked on the broker itself."""
 
 import json
+import threading
+import time
 import urllib.parse
 
 import pika
-import pytest
 
 from common import Exchange, Queue
+from common.broker import DEAD_LETTERS, MAX_ATTEMPTS
+
+TIMEOUT = 15.0
 
 
 def queue_info(broker, url, name):
@@ -42,22 +46,97 @@ def test_a_queue_with_no_name_is_server_named_and_exclusive(broker, amqp_url):
         assert (info["exclusive"], info["auto_delete"]) == (True, False)
 
 
-def test_receive_holds_at_most_prefetch_unacked_messages(amqp_url):
-    ready_during_first_message = []
+class Consuming:
+    """A consumer's receive() on a thread of this test, stopped at the end as Ctrl-C would."""
 
-    class Counting(Queue):
+    def __init__(self, consumer):
+        self.consumer = consumer
+        self.thread = threading.Thread(target=consumer.receive, daemon=True)
+        self.thread.start()
+
+    def __enter__(self):
+        return self.consumer
+
+    def __exit__(self, *exc_info):
+        self.consumer.connection.add_callback_threadsafe(self.consumer.channel.stop_consuming)
+        self.thread.join(TIMEOUT)
+        assert not self.thread.is_alive()
+        self.consumer.close()
+
+
+def ready_messages(url, queue):
+    with Queue(url, None) as observer:
+        return observer.channel.queue_declare(queue, passive=True).method.message_count
+
+
+def test_receive_holds_at_most_prefetch_unacked_messages(amqp_url):
+    first_message = threading.Event()
+    release = threading.Event()
+
+    class Holding(Queue):
         def callback(self, body):
-            with Queue(amqp_url, None) as observer:
-                declared = observer.channel.queue_declare("limited", passive=True)
-            ready_during_first_message.append(declared.method.message_count)
-            raise KeyboardInterrupt  # one look is enough: stop as Ctrl-C would
+            first_message.set()
+            release.wait(TIMEOUT)  # hold the first message: nothing is acked meanwhile
 
     with Queue(amqp_url, "limited") as producer:
         for i in range(5):
             producer.send(str(i))
-    with Counting(amqp_url, "limited", prefetch=2) as consumer:
-        consumer.receive()
-    assert ready_during_first_message == [3]  # two delivered and unacked, three waiting
+    with Consuming(Holding(amqp_url, "limited", prefetch=2)):
+        assert first_message.wait(TIMEOUT)
+        ready = ready_messages(amqp_url, "limited")
+        release.set()
+    assert ready == 3  # two delivered and unacked, three waiting
+
+
+def test_a_message_whose_callback_keeps_failing_goes_to_the_dead_letters(amqp_url, capsys):
+    handled = []
+
+    class Picky(Queue):
+        def callback(self, body):
+            if body == "poison":
+                raise ValueError("cannot digest this")
+            handled.append(body)
+
+    with Queue(amqp_url, "jobs") as producer:
+        producer.send("poison")
+        producer.send("fine")
+    with Consuming(Picky(amqp_url, "jobs")):
+        deadline = time.monotonic() + TIMEOUT
+        while ready_dead_letters(amqp_url) < 1:
+            assert time.monotonic() < deadline, capsys.readouterr().err
+            time.sleep(0.05)  # a poll interval, bounded by the deadline above
+    assert handled == ["fine"]
+    with Queue(amqp_url, None) as reader:
+        method, properties, body = reader.channel.basic_get(DEAD_LETTERS, auto_ack=True)
+    assert body == b"poison"
+    assert properties.headers["attempts"] == MAX_ATTEMPTS
+    assert properties.headers["queue"] == "jobs"
+    assert "cannot digest this" in properties.headers["error"]
+    warnings = capsys.readouterr().err.splitlines()
+    assert len(warnings) == MAX_ATTEMPTS and "goes to the queue 'dead_letters'" in warnings[-1]
+    assert ready_messages(amqp_url, "jobs") == 0  # not requeued forever
+
+
+def ready_dead_letters(url):
+    with Queue(url, DEAD_LETTERS) as observer:  # declares it, durable, if it is not there yet
+        return observer.channel.queue_declare(DEAD_LETTERS, passive=True).method.message_count
+
+
+def test_a_body_that_is_not_utf8_does_not_crash_the_consumer(amqp_url):
+    handled = []
+    done = threading.Event()
+
+    class Recording(Queue):
+        def callback(self, body):
+            handled.append(body)
+            done.set()
+
+    with Queue(amqp_url, "bytes") as producer:
+        producer.channel.basic_publish("", "bytes", b"caf\xe9 \xff")
+    with Consuming(Recording(amqp_url, "bytes")):
+        assert done.wait(TIMEOUT)
+    assert handled == ["caf\ufffd \ufffd"]
+    assert ready_messages(amqp_url, "bytes") == 0
 
 
 def test_exchange_fans_out_to_every_bound_queue(amqp_url):
@@ -89,16 +168,3 @@ def test_the_exchange_is_declared_durable_by_whoever_comes_first(broker, amqp_ur
     vhost = urllib.parse.quote(pika.URLParameters(amqp_url).virtual_host, safe="")
     info = json.loads(broker.api("GET", f"/api/exchanges/{vhost}/either-first"))
     assert (info["type"], info["durable"]) == ("topic", True)
-
-
-def test_receive_acks_only_after_the_callback_returns(amqp_url):
-    class Failing(Queue):
-        def callback(self, body):
-            raise RuntimeError("the work failed")
-
-    with Queue(amqp_url, "work") as producer:
-        producer.send("job")
-    with Failing(amqp_url, "work") as consumer, pytest.raises(RuntimeError):
-        consumer.receive()
-    properties, body = get_one(amqp_url, "work")  # not acked, so back in the queue
-    assert body == b"job"

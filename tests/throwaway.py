@@ -11,6 +11,7 @@ Where the broker comes from, in this order:
 4. Else: an error that says how to get one.
 """
 
+import ctypes
 import logging
 import os
 import shutil
@@ -26,6 +27,7 @@ import uuid
 from base64 import b64encode
 from json import dumps
 
+import certificates
 import pika
 
 IMAGE = "rabbitmq:4.2-management"
@@ -51,6 +53,7 @@ class Broker:
 
     kind = "external"
     can_restart = False
+    tls_port = None  # a TLS listener: only on the local node, whose certificates the tests make
     ctl = None  # rabbitmqctl: only where the tests can reach the node (not through AMQP_URL)
 
     def __init__(self, amqp_url, api_url):
@@ -88,6 +91,12 @@ class Broker:
 
     def stop(self):
         pass
+
+
+def die_with_parent():
+    """In the child, before exec: the kernel kills the node if the test process dies first."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port():
@@ -136,11 +145,19 @@ class LocalNode(Broker):
     def __init__(self):
         self.folder = tempfile.mkdtemp(prefix="rabbitmq-test-")
         self.amqp_port, dist_port, api_port = free_port(), free_port(), free_port()
+        self.tls_port = free_port()
         self.node = f"test-{os.getpid()}-{self.amqp_port}@localhost"
+        self.ca_file, certificate, key = certificates.make(self.folder)
         config = os.path.join(self.folder, "rabbitmq.conf")
         with open(config, "w") as f:
             f.write(
                 f"listeners.tcp.1 = 127.0.0.1:{self.amqp_port}\n"
+                f"listeners.ssl.1 = 127.0.0.1:{self.tls_port}\n"
+                f"ssl_options.cacertfile = {self.ca_file}\n"
+                f"ssl_options.certfile = {certificate}\n"
+                f"ssl_options.keyfile = {key}\n"
+                "ssl_options.verify = verify_none\n"
+                "ssl_options.fail_if_no_peer_cert = false\n"
                 f"management.tcp.ip = 127.0.0.1\n"
                 f"management.tcp.port = {api_port}\n"
             )
@@ -186,6 +203,7 @@ class LocalNode(Broker):
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, so stop() reaches every child
+                preexec_fn=die_with_parent,
             )
         try:
             wait_until_open(
@@ -228,6 +246,12 @@ class LocalNode(Broker):
         except ProcessLookupError:
             pass
         self.process = None
+
+    def restart(self):
+        """Stop RabbitMQ on the node and start it again, as a broker restart does."""
+        self.ctl("stop_app")
+        self.ctl("start_app")
+        wait_until_open(self.url("/"), time.monotonic() + BOOT_TIMEOUT)
 
     def stop(self):
         self.stop_process(graceful=False)  # nothing in it is kept, so no need to wait

@@ -82,7 +82,7 @@ def workers(r):
     workers = [r.start("workers/consumer.py").wait_ready() for _ in range(3)]
     r.ctl("workers-consumers", "list_consumers", "queue_name", "ack_required", "prefetch_count")
     r.finish("workers-producer", "workers/producer.py")
-    wait_until(lambda: sum(len(w.received()) for w in workers) == 15, "15 tasks", *workers)
+    wait_until(lambda: sum(w.stdout.count(" [x] Done") for w in workers) == 15, "15 done", *workers)
     for i, worker in enumerate(workers, 1):
         r.stop(f"workers-consumer-{i}", worker)
 
@@ -146,7 +146,7 @@ def rpc(r):
 
 def errors(r):
     """The errors the Troubleshooting section explains, each as a reader meets it."""
-    r.finish("errors-refused", "basic/consumer.py", "--url", "amqp://guest:secret@localhost:5673/")
+    r.finish("errors-refused", "basic/producer.py", "--url", "amqp://guest:secret@localhost:5673/")
     wrong_password = r.url.replace("guest:guest@", "guest:secret@")
     r.finish("errors-password", "basic/consumer.py", "--url", wrong_password)
     nowhere = r.url.rsplit("/", 1)[0] + "/nowhere"

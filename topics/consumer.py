@@ -16,8 +16,8 @@ QUEUE = ""  # "": a queue of our own, named by the broker, exclusive to this con
 
 
 class Consumer(Exchange):
-    def __init__(self, url, binding_keys):
-        super().__init__(url, EXCHANGE, EXCHANGE_TYPE, queue=QUEUE)
+    def __init__(self, url, binding_keys, **options):
+        super().__init__(url, EXCHANGE, EXCHANGE_TYPE, queue=QUEUE, **options)
         self.bind(*binding_keys)
 
     def callback(self, body):
@@ -25,12 +25,12 @@ class Consumer(Exchange):
 
 
 def main(argv=None):
-    options = parser(__doc__)
+    options = parser(__doc__, consumer=True)
     options.add_argument(
         "keys", nargs="+", type=routing_key, metavar="BINDING_KEY", help="patterns to bind"
     )
     args = options.parse_args(argv)
-    with Consumer(args.url, args.keys) as consumer:
+    with Consumer(args.url, args.keys, retry_for=args.retry) as consumer:
         consumer.receive()
 
 

@@ -17,22 +17,23 @@ PREFETCH = 1  # fair dispatch: no second task for a worker until it acks the fir
 
 
 class Worker(Queue):
-    def __init__(self, url, delay):
-        super().__init__(url, QUEUE, prefetch=PREFETCH)
+    def __init__(self, url, delay, **options):
+        super().__init__(url, QUEUE, prefetch=PREFETCH, **options)
         self.delay = delay
 
     def callback(self, body):
         print(f"{body} received")
         time.sleep(self.delay)  # the simulated work; Queue acks only after it
+        print(" [x] Done")
 
 
 def main(argv=None):
-    options = parser(__doc__)
+    options = parser(__doc__, consumer=True)
     options.add_argument(
         "--delay", type=seconds, default=1.0, help="seconds of work per task (default: 1.0)"
     )
     args = options.parse_args(argv)
-    with Worker(args.url, args.delay) as worker:
+    with Worker(args.url, args.delay, retry_for=args.retry) as worker:
         worker.receive()
 
 

@@ -1,0 +1,156 @@
+"""Faults injected on purpose: restarts, dropped connections, long tasks, TLS, the topology."""
+
+import json
+import os
+import signal
+import time
+import urllib.parse
+
+import pytest
+from processes import TIMEOUT
+from throwaway import free_port
+
+RECONNECTED = " [*] Reconnected to the broker"
+
+
+@pytest.fixture
+def restartable(broker):
+    if not broker.can_restart:
+        pytest.skip(f"the tests cannot restart this broker ({broker.kind}): unset AMQP_URL")
+    return broker
+
+
+def test_persistent_messages_survive_a_broker_restart(start, restartable):
+    producer = start("basic/producer.py")
+    assert producer.wait() == 0, producer.describe()
+    restartable.restart()
+    consumer = start("basic/consumer.py")
+    assert consumer.wait_received(5) == producer.sent()
+
+
+@pytest.mark.parametrize(
+    ("consumer_args", "producer_args"),
+    [
+        (["basic/consumer.py"], ["basic/producer.py", "-n", "2"]),
+        (["routing/consumer.py", "blue"], ["routing/producer.py", "blue", "-n", "2"]),
+    ],
+    ids=["basic", "routing"],
+)
+def test_a_consumer_reconnects_when_the_broker_closes_its_connection(
+    start, restartable, consumer_args, producer_args
+):
+    consumer = start(*consumer_args).wait_ready()
+    restartable.ctl("close_all_connections", "--global", "closed by a test")
+    consumer.wait_for_line(RECONNECTED)
+    producer = start(*producer_args)
+    assert producer.wait() == 0, producer.describe()
+    assert producer.sent() and consumer.wait_received(2) == producer.sent()
+    assert consumer.stdout.count(RECONNECTED) == 1
+    assert consumer.stop() == 0 and consumer.stderr == []
+
+
+def test_a_consumer_rides_through_a_broker_restart(start, restartable):
+    worker = start("workers/consumer.py", "--delay", "0").wait_ready()
+    restartable.restart()
+    worker.wait_for_line(RECONNECTED, timeout=30)
+    producer = start("workers/producer.py", "-n", "3")
+    assert producer.wait() == 0, producer.describe()
+    assert worker.wait_received(3) == producer.sent()
+    assert worker.stop() == 0 and worker.stderr == []
+
+
+def test_a_consumer_started_while_the_broker_is_down_waits_for_it(start, restartable):
+    restartable.ctl("stop_app")
+    try:
+        consumer = start("basic/consumer.py")
+        consumer.wait_until_printed(" [!] No broker answers at")
+    finally:
+        restartable.ctl("start_app")
+    consumer.wait_ready(timeout=30)
+    producer = start("basic/producer.py", "-n", "1")
+    assert producer.wait() == 0, producer.describe()
+    assert consumer.wait_received(1) == producer.sent()
+
+
+def test_a_consumer_gives_up_after_retrying_for_the_time_it_was_given(start, amqp_url):
+    address = f"127.0.0.1:{free_port()}"
+    began = time.monotonic()
+    consumer = start("basic/consumer.py", "--retry", "2", url=f"amqp://guest:guest@{address}/")
+    assert consumer.wait() == 1, consumer.describe()
+    assert 2 <= time.monotonic() - began < 2 + 5
+    notice = f" [!] No broker answers at amqp://guest@{address}/ yet: trying for 2 s"
+    assert consumer.stdout == [notice]
+    assert len(consumer.stderr) == 1 and consumer.stderr[0].startswith("error: ")
+
+
+def test_a_task_longer_than_several_heartbeats_keeps_its_connection(start, amqp_url):
+    """A 2 s heartbeat and a 7 s task: the work runs off the I/O thread, so heartbeats go on."""
+    url = amqp_url + "?heartbeat=2"
+    worker = start("workers/consumer.py", "--delay", "7", url=url).wait_ready()
+    task = start("workers/producer.py", "-n", "1", url=url)
+    assert task.wait() == 0, task.describe()
+    worker.wait_for_line(" [x] Done", timeout=7 + TIMEOUT)
+    probe = start("workers/producer.py", "-n", "1", url=url)
+    assert probe.wait() == 0, probe.describe()
+    worker.wait_received(2)
+    assert worker.stop() == 0 and worker.stderr == []
+    assert worker.received() == task.sent() + probe.sent()  # no redelivery, no duplicate
+    assert RECONNECTED not in worker.stdout
+
+
+def test_amqps_works_with_the_ca_named_by_ssl_cert_file(start, broker, amqp_url):
+    if broker.tls_port is None:
+        pytest.skip(f"no TLS listener on this broker ({broker.kind}): the local node has one")
+    vhost = urllib.parse.urlsplit(amqp_url).path
+    url = f"amqps://guest:guest@localhost:{broker.tls_port}{vhost}"
+    trusted = {"SSL_CERT_FILE": str(broker.ca_file)}
+    consumer = start("basic/consumer.py", url=url, env=trusted).wait_ready()
+    producer = start("basic/producer.py", "-n", "2", url=url, env=trusted)
+    assert producer.wait() == 0, producer.describe()
+    assert consumer.wait_received(2) == producer.sent()
+    untrusted = start("basic/producer.py", "-n", "1", url=url)
+    assert untrusted.wait() == 1
+    assert untrusted.stderr[0].startswith("error: ") and "SSL_CERT_FILE" in untrusted.stderr[0]
+
+
+def test_everything_declared_is_durable_or_exclusive(start, broker, amqp_url):
+    """RabbitMQ 4.3 refuses transient queues that are not exclusive: none is declared."""
+    consumers = [
+        start("basic/consumer.py"),
+        start("workers/consumer.py"),
+        start("pubsub/consumer.py"),
+        start("routing/consumer.py", "blue"),
+        start("topics/consumer.py", "#"),
+    ]
+    for consumer in consumers:
+        consumer.wait_ready()
+    start("rpc/consumer.py").wait_for_line(" [x] Awaiting RPC requests")
+    client = start("rpc/producer.py", "1")
+    assert client.wait() == 0, client.describe()
+    vhost = urllib.parse.quote(urllib.parse.unquote(amqp_url.rsplit("/", 1)[1]), safe="")
+    queues = json.loads(broker.api("GET", f"/api/queues/{vhost}"))
+    exchanges = json.loads(broker.api("GET", f"/api/exchanges/{vhost}"))
+    assert len(queues) == 6  # basic, task_queue, rpc_queue, and three exclusive ones
+    assert [q["name"] for q in queues if not (q["durable"] or q["exclusive"])] == []
+    assert [e["name"] for e in exchanges if not e["durable"]] == []
+    assert {"pubsub", "routing", "topics"} <= {e["name"] for e in exchanges}
+
+
+def test_the_password_appears_nowhere(start, amqp_url):
+    """Every line of a run with a wrong password, and of a run that works."""
+    secret = "Pa55-w0rd-" + os.urandom(4).hex()
+    url = amqp_url.replace("guest:guest@", f"guest:{secret}@")
+    failed = start("workers/consumer.py", "--retry", "0", url=url)
+    assert failed.wait() == 1
+    helped = start("basic/producer.py", "--help", url=url)
+    assert helped.wait() == 0
+    for script in (failed, helped):
+        assert secret not in "\n".join(script.stdout + script.stderr)
+
+
+def test_sigterm_during_a_reconnection_wait_exits_cleanly(start):
+    url = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
+    consumer = start("basic/consumer.py", url=url)
+    consumer.wait_until_printed(" [!] No broker answers at")
+    assert consumer.stop(signal.SIGTERM) in (0, 130)
+    assert not any("Traceback" in line for line in consumer.stderr), consumer.describe()
