@@ -1,11 +1,11 @@
 # Two commands from a fresh clone; each sets up what it needs first.
-#   make demo   the basic pattern end to end, against $AMQP_URL or localhost:5672
+#   make demo   every pattern in one terminal (PATTERNS="basic rpc" for some)
 #   make test   the linter, then the tests against a throwaway RabbitMQ
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean readme images
+.PHONY: demo demo-image test lint clean readme images
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,9 +13,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/python basic/producer.py
-	@# The consumer runs until stopped: a few seconds are enough to see the five arrive.
-	timeout --signal=INT 3 $(BIN)/python basic/consumer.py; test $$? -eq 124 -o $$? -eq 0
+	$(BIN)/python tests/demo.py $(PATTERNS)
+
+# The picture of a demo run in README.rst.
+demo-image: $(VENV)/.installed
+	$(BIN)/python tests/demo.py workers routing --svg images/demo.svg
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

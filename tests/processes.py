@@ -23,7 +23,7 @@ def wait_until(condition, what, *scripts, timeout=TIMEOUT):
 class Script:
     """One script, started as a reader would start it: `python basic/consumer.py`."""
 
-    def __init__(self, path, *args, url, cwd=ROOT, stdout=subprocess.PIPE, env=None):
+    def __init__(self, path, *args, url, cwd=ROOT, stdout=subprocess.PIPE, env=None, echo=None):
         environment = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
         environment["AMQP_URL"] = url
         environment.update(env or {})
@@ -38,6 +38,7 @@ class Script:
             text=True,
         )
         self.stdout, self.stderr = [], []
+        self.echo = echo  # echo(script, line): called for each line as it comes
         self.readers = [
             threading.Thread(target=self.read, args=(stream, lines), daemon=True)
             for stream, lines in (
@@ -54,6 +55,8 @@ class Script:
             with OUTPUT:
                 lines.append(line.rstrip("\n"))
                 OUTPUT.notify_all()
+            if self.echo:
+                self.echo(self, line.rstrip("\n"))
 
     def wait_for_line(self, text, timeout=TIMEOUT):
         wait_until(lambda: text in self.stdout, f"{text!r} never printed", self, timeout=timeout)

@@ -310,6 +310,11 @@ def start_broker():
                 "enable rabbitmq_management or set RABBITMQ_API_URL"
             ) from None
         return broker
+    return start_throwaway()
+
+
+def start_throwaway():
+    """A broker of our own: a container if a Docker engine answers, else a local node."""
     if docker_engine_answers():
         return Container()
     if shutil.which("rabbitmq-server") or os.path.exists(SERVER):

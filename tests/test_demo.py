@@ -1,0 +1,112 @@
+"""The demo: every pattern in one terminal, its checks computed from the scripts' output."""
+
+import glob
+import os
+import signal
+import subprocess
+
+import pytest
+from processes import ROOT, TIMEOUT, wait_until
+from processes import Script as Process
+from throwaway import free_port
+
+SUMMARIES = {
+    "basic": "✓ basic: the consumer received 5 of 5 messages, in order",
+    "workers": "✓ workers: worker 2 was stopped in mid-task; its task (",
+    "pubsub": "✓ pubsub: 3 subscribers each received 5 of 5 messages",
+    "routing": "✓ routing: blue reached only consumer blue, red and green only consumer "
+    "red green, black nobody (3 unroutable)",
+    "topics": "✓ topics: *.orange.* got 2 keys, *.*.rabbit and lazy.# got 3",
+    "rpc": "✓ rpc: 5 answers, in the order asked; the servers answered ",
+}
+LABELS = {
+    "basic": ["[consumer] ", "[producer] "],
+    "workers": ["[worker 1] ", "[worker 2] ", "[worker 3] ", "[producer] "],
+    "pubsub": ["[subscriber 1] ", "[subscriber 3] ", "[producer] "],
+    "routing": ["[consumer blue] ", "[consumer red green] ", "[producer black] "],
+    "topics": ["[consumer *.orange.*] ", "[producer quick.brown.fox] "],
+    "rpc": ["[rpc server 1] ", "[rpc server 2] ", "[rpc client] "],
+}
+
+
+def demo(*patterns, url):
+    return Process("tests/demo.py", *patterns, url=url)
+
+
+def assert_shown(run, patterns):
+    output = "\n".join(run.stdout)
+    for pattern in patterns:
+        assert SUMMARIES[pattern] in output, output
+        for label in LABELS[pattern]:
+            assert any(line.startswith(label) for line in run.stdout), (label, output)
+    assert "✗" not in output and "Traceback" not in output + "\n".join(run.stderr)
+
+
+def test_two_patterns(amqp_url):
+    run = demo("basic", "workers", url=amqp_url)
+    assert run.wait(60) == 0, run.describe()
+    assert_shown(run, ["basic", "workers"])
+    assert not any(line.startswith("[subscriber") for line in run.stdout)
+
+
+def test_every_pattern_in_one_run(amqp_url):
+    run = demo(url=amqp_url)
+    assert run.wait(90) == 0, run.describe()
+    assert_shown(run, SUMMARIES)
+
+
+def descendants(pid):
+    """Every process below pid, read from /proc."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in glob.glob(f"/proc/{parent}/task/*/children"):
+            try:
+                with open(task) as listing:
+                    children = [int(c) for c in listing.read().split()]
+            except OSError:  # the task ended while we looked
+                continue
+            found += children
+            todo += children
+    return found
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is dead
+    except OSError:
+        return False
+
+
+def test_ctrl_c_in_the_middle_stops_every_process(amqp_url):
+    run = demo("workers", "pubsub", url=amqp_url)
+    wait_until(
+        lambda: any(line.startswith("[worker 3]") for line in run.stdout), "no worker 3", run
+    )
+    children = descendants(run.process.pid)
+    assert len(children) >= 3
+    assert run.stop(signal.SIGINT, timeout=TIMEOUT) == 130, run.describe()
+    assert [pid for pid in children if alive(pid)] == []
+
+
+def test_with_no_broker_answering_it_brings_its_own(tmp_path):
+    """The throwaway node is started, used and removed again: no process, no folder left."""
+    if not os.path.exists("/usr/lib/rabbitmq/bin/rabbitmq-server"):
+        pytest.skip("no rabbitmq-server here to start a throwaway node with")
+    before = set(glob.glob("/tmp/rabbitmq-test-*"))
+    run = demo("basic", url=f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F")
+    code = run.wait(90)
+    assert code == 0, run.describe()
+    assert run.stdout[0].startswith("No broker answers there: starting a throwaway one")
+    assert_shown(run, ["basic"])
+    assert set(glob.glob("/tmp/rabbitmq-test-*")) <= before
+    node = f"test-{run.process.pid}-"  # the throwaway node's name starts so (throwaway.py)
+    left = subprocess.run(["pgrep", "-f", node], capture_output=True, text=True).stdout
+    assert left == ""
+
+
+def test_the_demo_picture_is_made_by_the_documented_command():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "tests/demo.py workers routing --svg images/demo.svg" in makefile
+    assert (ROOT / "images" / "demo.svg").read_text().lstrip().startswith("<svg")
