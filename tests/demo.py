@@ -134,6 +134,17 @@ def pubsub(stage):
     return "3 subscribers each received 5 of 5 messages"
 
 
+def receive_all(stage, sent, expected):
+    """Wait until each consumer has received what the producers of its keys sent."""
+    for consumer, keys in expected.items():
+        wanted = {body for key in keys for body in sent[key].sent()}
+        stage.wait(
+            lambda c=consumer, w=wanted: w <= set(c.received()),
+            f"{consumer.label} missed messages",
+            consumer,
+        )
+
+
 def routing(stage):
     blue = stage.consumer("consumer blue", "routing/consumer.py", "blue")
     red_green = stage.consumer("consumer red green", "routing/consumer.py", "red", "green")
@@ -141,14 +152,7 @@ def routing(stage):
         key: stage.finish(f"producer {key}", "routing/producer.py", key, "-n", "3")
         for key in ("blue", "red", "green", "black")
     }
-    expected = {blue: ["blue"], red_green: ["red", "green"]}
-    for consumer, keys in expected.items():
-        mine = [b for key in keys for b in sent[key].sent()]
-        stage.wait(
-            lambda c=consumer, m=mine: set(m) <= set(c.received()),
-            f"{consumer.label} missed messages",
-            consumer,
-        )
+    receive_all(stage, sent, {blue: ["blue"], red_green: ["red", "green"]})
     unroutable = sum("unroutable" in line for line in sent["black"].stderr)
     strays = set(blue.received()) & set(sent["red"].sent() + sent["green"].sent())
     if strays or unroutable != 3:
@@ -168,14 +172,7 @@ def topics(stage):
     sent = {
         key: stage.finish(f"producer {key}", "topics/producer.py", key, "-n", "1") for key in keys
     }
-    expected = {orange: keys[:2], lazy: keys[:3]}
-    for consumer, wanted in expected.items():
-        mine = [b for key in wanted for b in sent[key].sent()]
-        stage.wait(
-            lambda c=consumer, m=mine: set(m) <= set(c.received()),
-            f"{consumer.label} missed messages",
-            consumer,
-        )
+    receive_all(stage, sent, {orange: keys[:2], lazy: keys[:3]})
     if sent["quick.brown.fox"].sent():
         raise Failed("quick.brown.fox matched a binding it should not")
     return (
