@@ -113,7 +113,9 @@ def run(main):
     except pika.exceptions.AMQPError as error:
         sys.exit(f"error: lost the broker: {error!r}")
     except KeyboardInterrupt:
-        sys.exit(130)  # interrupted before it could finish: not a success
+        # A consumer that was consuming has returned normally (exit 0); this is a
+        # producer stopped before it finished, or a consumer before it started.
+        sys.exit(130)
 
 
 def hint(reply_text):

@@ -152,5 +152,5 @@ def test_sigterm_during_a_reconnection_wait_exits_cleanly(start):
     url = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
     consumer = start("basic/consumer.py", url=url)
     consumer.wait_until_printed(" [!] No broker answers at")
-    assert consumer.stop(signal.SIGTERM) in (0, 130)
+    assert consumer.stop(signal.SIGTERM) == 130  # stopped before it ever consumed
     assert not any("Traceback" in line for line in consumer.stderr), consumer.describe()
