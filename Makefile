@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-image test lint clean readme images
+.PHONY: demo demo-image bench test lint clean readme images
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ clean:
 # transcript by running its scenario against a throwaway broker.
 readme: $(VENV)/.installed
 	$(BIN)/python tests/readme.py --transcripts
+
+# Publish, consume, RPC and workers figures: bare pika next to the helpers, in one run
+# (about a minute). Not part of the tests: a smoke test runs it at a tiny scale.
+bench: $(VENV)/.installed
+	$(BIN)/python tests/bench.py --json bench.json --chart images/bench.png
 
 # images/*.png from their Graphviz sources, images/*.dot (needs graphviz).
 images:

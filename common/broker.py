@@ -20,7 +20,10 @@ Every choice here is the safe one, because readers copy it:
 """
 
 import functools
+import os
 import queue
+import signal
+import socket
 import ssl
 import sys
 import threading
@@ -28,6 +31,7 @@ import time
 from urllib.parse import unquote, urlsplit
 
 import pika
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from pika.exceptions import AMQPConnectionError, UnroutableError
 
 PERSISTENT_TEXT = pika.BasicProperties(
@@ -35,6 +39,7 @@ PERSISTENT_TEXT = pika.BasicProperties(
 )
 MAX_ATTEMPTS = 3
 DEAD_LETTERS = "dead_letters"
+BLOCKED_TIMEOUT = 30  # seconds; ?blocked_connection_timeout=N in the URL says otherwise
 
 
 class BrokerError(Exception):
@@ -59,6 +64,9 @@ def connect(url, retry_for=0.0):
     seconds. A refused login or virtual host is final at once.
     """
     parameters = pika.URLParameters(url)
+    if parameters.blocked_connection_timeout is None:
+        # A broker short of memory or disk blocks publishers: give up then, not hang.
+        parameters.blocked_connection_timeout = BLOCKED_TIMEOUT
     where = without_password(url)
     deadline, pause = time.monotonic() + retry_for, 0.5
     while True:
@@ -74,9 +82,15 @@ def connect(url, retry_for=0.0):
         except pika.exceptions.ConnectionClosedByBroker as error:
             reason = f"the broker closed the connection: {error.reply_text}"
         except ssl.SSLError as error:
-            reason = f"TLS failed ({error.reason}): if the broker's certificate is signed by "
-            reason += "your own CA, name its certificate with SSL_CERT_FILE=ca.pem"
-        except AMQPConnectionError:
+            reason = f"TLS failed ({error.reason})"
+            if error.reason == "CERTIFICATE_VERIFY_FAILED":
+                reason += ": if your own CA signed the broker's certificate, "
+                reason += "name its certificate with SSL_CERT_FILE=ca.pem"
+            else:
+                reason += ": is that port the broker's TLS port (5671)?"
+        except UnicodeError:
+            reason = "the host name is not valid"
+        except (AMQPConnectionError, OSError, AMQPConnectorException) as error:
             left = deadline - time.monotonic()
             if left > 0:
                 if pause == 0.5:
@@ -84,7 +98,14 @@ def connect(url, retry_for=0.0):
                 time.sleep(min(pause, left))
                 pause = min(pause * 2, 5.0)
                 continue
-            reason = "no broker answers there: is RabbitMQ running, and are host and port right?"
+            if isinstance(error, socket.gaierror):
+                reason = f"the host name does not resolve ({error.strerror})"
+            elif "StackTimeout" in type(error).__name__ or "Timeout" in repr(error):
+                reason = "something answers there, but not an AMQP broker (it timed out)"
+            else:
+                reason = (
+                    "no broker answers there: is RabbitMQ running, and are host and port right?"
+                )
         raise BrokerError(f"cannot connect to {where}: {reason}")
 
 
@@ -104,6 +125,7 @@ class Queue:
         self.queue_type = queue_type
         self.prefetch = prefetch
         self.retry_for = retry_for
+        self.stopping = threading.Event()  # set by stop(), or by SIGINT/SIGTERM in receive()
         self.open()
 
     def open(self):
@@ -144,29 +166,45 @@ class Queue:
         return True
 
     def receive(self):
-        """Consume until SIGINT or SIGTERM, calling callback() per message.
+        """Consume until SIGINT or SIGTERM (or stop()), calling callback() per message.
 
         A lost connection is opened again (see open()), and consuming goes on.
         """
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            # The signal only raises a flag: an exception raised in the middle of
+            # pika reading a frame would leave the connection unusable, even to close.
+            for stop in (signal.SIGINT, signal.SIGTERM):
+                handlers[stop] = signal.signal(stop, lambda signum, frame: self.stopping.set())
         self.tasks = queue.SimpleQueue()  # from the I/O thread (here) to the worker thread
         threading.Thread(target=self.work, daemon=True).start()
         try:
-            while True:
-                try:
-                    self.channel.basic_qos(prefetch_count=self.prefetch)  # never global
-                    self.channel.basic_consume(self.queue, self.on_message)
-                    if self.ready:
-                        print(self.ready)
-                        self.ready = ""  # once: a reconnection says so itself
-                    self.channel.start_consuming()
-                    return
-                except AMQPConnectionError:
-                    while not self.tasks.empty():  # unacked: the broker redelivers them
-                        self.tasks.get_nowait()
-                    self.open()
-                    print(" [*] Reconnected to the broker")
-        except KeyboardInterrupt:
-            pass  # the stop the user asked for; close() gives back what is unacked
+            self.consume()
+        finally:
+            for stop, handler in handlers.items():
+                signal.signal(stop, handler)
+
+    def consume(self):
+        """Deliver messages to on_message() until stopped; reconnect when the broker is lost."""
+        while True:
+            try:
+                self.channel.basic_qos(prefetch_count=self.prefetch)  # never global
+                self.channel.basic_consume(self.queue, self.on_message)
+                if self.ready:
+                    print(self.ready)
+                    self.ready = ""  # once: a reconnection says so itself
+                while not self.stopping.is_set():
+                    self.connection.process_data_events(time_limit=0.2)
+                return  # close() gives back what is unacked
+            except AMQPConnectionError:
+                while not self.tasks.empty():  # unacked: the broker redelivers them
+                    self.tasks.get_nowait()
+                self.open()
+                print(" [*] Reconnected to the broker")
+
+    def stop(self):
+        """Stop receive() soon, from any thread; what is not acked goes back to the queue."""
+        self.stopping.set()
 
     def on_message(self, channel, method, properties, body):
         self.tasks.put((self.connection, channel, method, properties, body))
@@ -175,10 +213,16 @@ class Queue:
         """The worker thread: runs callback() per message, in order, off the I/O thread."""
         while True:
             connection, channel, method, properties, body = self.tasks.get()
+            if self.stopping.is_set():
+                continue  # stopped: leave it unacked, for the broker to deliver again
             try:
                 # errors="replace": a body that is not UTF-8 is shown, not a crash.
                 self.callback(body.decode("utf-8", errors="replace"))
                 done = functools.partial(self.ack, channel, method.delivery_tag)
+            except BrokenPipeError:  # whoever read our output is gone (`consumer.py | head`)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                self.stop()  # not the message's fault: it stays unacked
+                continue
             except Exception as error:  # whatever the callback raised: retry, then set aside
                 done = functools.partial(self.failed, channel, method, properties, body, error)
             try:

@@ -14,10 +14,11 @@ from urllib.parse import urlsplit
 
 import pika
 
-from common.broker import BrokerError, without_password
+from common.broker import BrokerError
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 RETRY_FOR = 30.0  # seconds a consumer keeps trying to reach the broker: a restart fits
+MAX_SECONDS = 86400  # for any option in seconds: a day is plenty, and sleep() has limits
 
 
 def amqp_url(text):
@@ -29,9 +30,9 @@ def amqp_url(text):
         parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
         pika.URLParameters(text)
     except Exception:  # pika raises several kinds for a bad query string
+        # The URL itself is not shown: a malformed one may show its password anywhere.
         raise argparse.ArgumentTypeError(
-            f"not a broker URL: {without_password(text)!r} "
-            "(expected amqp://user:password@host:5672/vhost or amqps://...)"
+            "not a broker URL (expected amqp://user:password@host:5672/vhost or amqps://...)"
         ) from None
     return text
 
@@ -41,7 +42,8 @@ def whole_number(low, high=None):
     bounds = f"of at least {low}" if high is None else f"from {low} to {high}"
 
     def check(text):
-        if not (text.isascii() and text.isdigit()) or not low <= int(text) <= (high or math.inf):
+        digits = text.isascii() and text.isdigit() and len(text) <= 9
+        if not digits or not low <= int(text) <= (high or math.inf):
             raise argparse.ArgumentTypeError(f"expected a whole number {bounds}, got {text!r}")
         return int(text)
 
@@ -61,13 +63,15 @@ def routing_key(text):
 
 
 def seconds(text):
-    """An argparse type: a number of seconds, 0 or more."""
+    """An argparse type: a number of seconds, from 0 to a day."""
     try:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more, got {text!r}")
+    if not 0 <= value <= MAX_SECONDS:  # also refuses nan
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds from 0 to {MAX_SECONDS}, got {text!r}"
+        )
     return value
 
 
@@ -96,12 +100,14 @@ def parser(doc, consumer=False):
     return result
 
 
-def run(main):
-    """Run main() the way every script runs: exit 0, 1 with an error: line, or 130 on Ctrl-C."""
+def run(main, consumer=False):
+    """Run main() the way every script runs it: exit 0 when done, 1 with an error: line
+    when the broker is the problem, and on Ctrl-C or SIGTERM 0 for a consumer (that is
+    how it ends) but 130 for a producer (it did not finish)."""
     sys.stdout.reconfigure(line_buffering=True)  # `consumer.py > file` fills the file line by line
     sys.stderr.reconfigure(line_buffering=True)
     # Ctrl-C and SIGTERM both raise KeyboardInterrupt, even where a shell started us
-    # with SIGINT ignored (`consumer.py &`).
+    # with SIGINT ignored (`consumer.py &`); Queue.receive() turns them into a flag.
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, signal.default_int_handler)
     try:
@@ -109,13 +115,20 @@ def run(main):
     except BrokerError as error:
         sys.exit(f"error: {error}")
     except pika.exceptions.ChannelClosedByBroker as error:
-        sys.exit(f"error: the broker refused: {error.reply_text}{hint(error.reply_text)}")
+        text = " ".join(error.reply_text.split())  # the broker's text may hold line breaks
+        sys.exit(f"error: the broker refused: {text}{hint(text)}")
+    except pika.exceptions.ConnectionBlockedTimeout:
+        sys.exit(
+            "error: the broker blocked publishing and did not resume in time: it is short "
+            "of memory or disk (see `rabbitmqctl status`, alarms)"
+        )
     except pika.exceptions.AMQPError as error:
         sys.exit(f"error: lost the broker: {error!r}")
+    except BrokenPipeError:  # whoever read our output is gone (`producer.py | head -1`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     except KeyboardInterrupt:
-        # A consumer that was consuming has returned normally (exit 0); this is a
-        # producer stopped before it finished, or a consumer before it started.
-        sys.exit(130)
+        sys.exit(0 if consumer else 130)
 
 
 def hint(reply_text):

@@ -1,6 +1,10 @@
 """The command-line contract: usage errors exit 2, broker problems one error: line and exit 1."""
 
+import os
 import runpy
+import socket
+import subprocess
+import sys
 
 import pytest
 from processes import ROOT, Script
@@ -27,13 +31,19 @@ KEYED = [s for s in SCRIPTS if s.startswith(("routing/", "topics/"))]
 PASSWORD = "s3cret-Pa55"
 UNUSED = "amqp://guest:guest@127.0.0.1:1/%2F"  # never reached: usage is checked first
 
+# Malformed in ways that must not make a usage message show the password.
+MALFORMED_URLS = [
+    f"amqp://guest:{PASSWORD}@localhost:notaport/",
+    f"amqp://guest:{PASSWORD}",  # the host forgotten
+    f"amqp:guest:{PASSWORD}@localhost/",
+    f"guest:{PASSWORD}@localhost",
+    f"amqp://guest:{PASSWORD}/x@localhost/",  # an unencoded / in the password
+    f"amqp://guest:{PASSWORD}#x@localhost/",
+]
 BAD_USAGE = (
     [(s, [*REQUIRED[s], "--no-such-option"]) for s in SCRIPTS]
     + [(s, [*REQUIRED[s], "--url", "http://localhost:5672/"]) for s in SCRIPTS]
-    + [
-        (s, [*REQUIRED[s], "--url", f"amqp://guest:{PASSWORD}@localhost:notaport/"])
-        for s in SCRIPTS
-    ]
+    + [(s, [*REQUIRED[s], "--url", url]) for s in SCRIPTS for url in MALFORMED_URLS]
     + [(s, [*REQUIRED[s], "-n", n]) for s in PRODUCERS for n in ["abc", "0", "-1", "1.5", ""]]
     + [
         (s, [*REQUIRED[s], "extra"])
@@ -43,9 +53,11 @@ BAD_USAGE = (
     + [(s, []) for s in KEYED]  # the key is missing
     + [(s, ["k" * 256]) for s in KEYED]  # AMQP allows 255 bytes
     + [(s, [*REQUIRED[s], "k" * 200 + "é" * 28]) for s in KEYED if s.endswith("consumer.py")]
-    + [("workers/consumer.py", ["--delay", d]) for d in ["abc", "-1", "nan", "inf"]]
+    + [("workers/consumer.py", ["--delay", d]) for d in ["abc", "-1", "nan", "inf", "1e10"]]
+    + [(s, [*REQUIRED[s], "--retry", "1e308"]) for s in SCRIPTS if s.endswith("consumer.py")]
+    + [("basic/producer.py", ["-n", "1" + "0" * 5000])]
     + [("rpc/producer.py", [n]) for n in ["abc", "-3", "10001", "1.5", "", "²"]]
-    + [("rpc/producer.py", ["30", "--timeout", t]) for t in ["abc", "-1"]]
+    + [("rpc/producer.py", ["30", "--timeout", t]) for t in ["abc", "-1", "1e308", "1e9"]]
     + [("rpc/producer.py", [])]  # no N
 )
 
@@ -148,3 +160,33 @@ def test_a_queue_declared_with_other_settings_names_the_queue_and_the_fix(amqp_u
         "PRECONDITION_FAILED",
         "rabbitmqctl delete_queue basic",
     )
+
+
+def test_a_host_name_that_cannot_be_one_is_one_error_line():
+    """A label over 63 characters: refused before any look-up leaves the machine."""
+    process = run("basic/producer.py", url=f"amqp://guest:{PASSWORD}@{'a' * 64}/")
+    assert_one_error_line(process, "host name")
+
+
+def test_a_port_that_answers_but_speaks_no_amqp_is_one_error_line():
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        url = f"amqp://guest:{PASSWORD}@127.0.0.1:{port}/%2F?stack_timeout=1"
+        process = run("basic/producer.py", url=url)
+    assert_one_error_line(process, f"127.0.0.1:{port}")
+
+
+def test_output_closed_early_is_no_traceback(amqp_url):
+    producer = subprocess.run(
+        f"{sys.executable} basic/producer.py -n 50 | head -1",
+        shell=True,
+        cwd=ROOT,
+        env={**os.environ, "AMQP_URL": amqp_url},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert len(producer.stdout.splitlines()) == 1
+    assert "Traceback" not in producer.stderr and "Exception" not in producer.stderr

@@ -58,7 +58,7 @@ class Consuming:
         return self.consumer
 
     def __exit__(self, *exc_info):
-        self.consumer.connection.add_callback_threadsafe(self.consumer.channel.stop_consuming)
+        self.consumer.stop()
         self.thread.join(TIMEOUT)
         assert not self.thread.is_alive()
         self.consumer.close()
@@ -124,19 +124,22 @@ def ready_dead_letters(url):
 
 def test_a_body_that_is_not_utf8_does_not_crash_the_consumer(amqp_url):
     handled = []
-    done = threading.Event()
+    acked = threading.Event()
 
     class Recording(Queue):
         def callback(self, body):
             handled.append(body)
-            done.set()
+
+        def ack(self, channel, delivery_tag):
+            super().ack(channel, delivery_tag)
+            acked.set()
 
     with Queue(amqp_url, "bytes") as producer:
         producer.channel.basic_publish("", "bytes", b"caf\xe9 \xff")
     with Consuming(Recording(amqp_url, "bytes")):
-        assert done.wait(TIMEOUT)
+        assert acked.wait(TIMEOUT)
     assert handled == ["caf\ufffd \ufffd"]
-    assert ready_messages(amqp_url, "bytes") == 0
+    assert ready_messages(amqp_url, "bytes") == 0  # acked: closing gave nothing back
 
 
 def test_exchange_fans_out_to_every_bound_queue(amqp_url):

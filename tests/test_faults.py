@@ -152,5 +152,31 @@ def test_sigterm_during_a_reconnection_wait_exits_cleanly(start):
     url = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
     consumer = start("basic/consumer.py", url=url)
     consumer.wait_until_printed(" [!] No broker answers at")
-    assert consumer.stop(signal.SIGTERM) == 130  # stopped before it ever consumed
+    assert consumer.stop(signal.SIGTERM) == 0  # a consumer ends so, even before it started
     assert not any("Traceback" in line for line in consumer.stderr), consumer.describe()
+
+
+def test_ctrl_c_while_messages_flow_exits_cleanly_every_time(start):
+    """The stop comes at a random moment of pika's work: it must never break the connection."""
+    producer = start("basic/producer.py", "-n", "3000")
+    for attempt in range(8):
+        consumer = start("basic/consumer.py").wait_ready()
+        consumer.wait_received(1 + attempt * 7)
+        assert consumer.stop(signal.SIGINT if attempt % 2 else signal.SIGTERM) == 0, (
+            consumer.describe()
+        )
+        assert consumer.stderr == [], consumer.describe()
+    assert producer.wait(60) == 0
+
+
+def test_a_broker_that_blocks_publishers_is_an_error_not_a_hang(start, restartable, amqp_url):
+    """A memory alarm blocks every publisher; the producer gives up after its blocked timeout."""
+    restartable.ctl("set_vm_memory_high_watermark", "0.0000001")
+    try:
+        producer = start(
+            "basic/producer.py", "-n", "1", url=amqp_url + "?blocked_connection_timeout=2"
+        )
+        assert producer.wait(30) == 1, producer.describe()
+    finally:
+        restartable.ctl("set_vm_memory_high_watermark", "0.4")
+    assert len(producer.stderr) == 1 and "short of memory or disk" in producer.stderr[0]

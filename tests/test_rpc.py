@@ -9,6 +9,7 @@ import uuid
 
 import pika
 import pytest
+from processes import wait_until
 
 from common.rpc import REPLY_TO
 
@@ -41,8 +42,8 @@ def test_answers_come_in_the_order_asked(start):
     assert client.stdout[: len(numbers)] == [f" [x] Requesting fib({n})" for n in numbers]
     assert answers(client) == got(numbers)
     assert client.stderr == []
-    # The client prints once every reply is in, so the server has printed its lines.
-    assert server.stdout[1:] == [f" [.] fib({n})" for n in numbers]
+    expected = [f" [.] fib({n})" for n in numbers]
+    wait_until(lambda: server.stdout[1:] == expected, "the server's lines", server)
 
 
 def test_two_servers_share_a_batch_of_forty(start):
@@ -53,15 +54,19 @@ def test_two_servers_share_a_batch_of_forty(start):
     client = start("rpc/producer.py", *map(str, numbers))
     assert client.wait() == 0, client.describe()
     assert answers(client) == got(numbers)
-    served = [[line for line in s.stdout if line.startswith(" [.] fib(")] for s in servers]
-    assert sum(map(len, served)) == 40 and all(served), served
+
+    def served():
+        return [[line for line in s.stdout if line.startswith(" [.] fib(")] for s in servers]
+
+    wait_until(lambda: sum(map(len, served())) == 40, "40 requests served", *servers)
+    assert all(served()), served()
 
 
 def test_with_no_server_the_client_gives_up_after_its_timeout(start):
     began = time.monotonic()
     client = start("rpc/producer.py", "5", "--timeout", "1")
     assert client.wait() == 1, client.describe()
-    assert 1 <= time.monotonic() - began < 4
+    assert 1 <= time.monotonic() - began < 1 + 10  # the timeout, plus start-up on a busy machine
     assert len(client.stderr) == 1, client.describe()
     assert client.stderr[0].startswith("error: ") and "may not be running" in client.stderr[0]
 

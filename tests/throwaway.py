@@ -143,7 +143,7 @@ class LocalNode(Broker):
     can_restart = True
 
     def __init__(self):
-        self.folder = tempfile.mkdtemp(prefix="rabbitmq-test-")
+        self.folder = tempfile.mkdtemp(prefix=f"rabbitmq-test-{os.getpid()}-")
         self.amqp_port, dist_port, api_port = free_port(), free_port(), free_port()
         self.tls_port = free_port()
         self.node = f"test-{os.getpid()}-{self.amqp_port}@localhost"
