@@ -19,6 +19,7 @@ Every choice here is the safe one, because readers copy it:
   retry_for seconds.
 """
 
+import copy
 import functools
 import os
 import queue
@@ -251,11 +252,8 @@ class Queue:
             f"warning: failed ({error!r}), attempt {attempts} of {MAX_ATTEMPTS}: {fate}",
             file=sys.stderr,
         )
-        again = pika.BasicProperties(
-            content_type=properties.content_type,
-            delivery_mode=pika.DeliveryMode.Persistent,
-            headers=headers,
-        )
+        again = copy.copy(properties)  # the same message: its id, type, reply_to and the rest
+        again.headers, again.delivery_mode = headers, pika.DeliveryMode.Persistent.value
         channel.basic_publish("", target, body, again)
         channel.basic_ack(method.delivery_tag)
 

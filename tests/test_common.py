@@ -98,7 +98,8 @@ def test_a_message_whose_callback_keeps_failing_goes_to_the_dead_letters(amqp_ur
             handled.append(body)
 
     with Queue(amqp_url, "jobs") as producer:
-        producer.send("poison")
+        labelled = pika.BasicProperties(message_id="m-1", correlation_id="c-1")
+        producer.send("poison", properties=labelled)
         producer.send("fine")
     with Consuming(Picky(amqp_url, "jobs")):
         deadline = time.monotonic() + TIMEOUT
@@ -109,6 +110,7 @@ def test_a_message_whose_callback_keeps_failing_goes_to_the_dead_letters(amqp_ur
     with Queue(amqp_url, None) as reader:
         method, properties, body = reader.channel.basic_get(DEAD_LETTERS, auto_ack=True)
     assert body == b"poison"
+    assert (properties.message_id, properties.correlation_id) == ("m-1", "c-1")
     assert properties.headers["attempts"] == MAX_ATTEMPTS
     assert properties.headers["queue"] == "jobs"
     assert "cannot digest this" in properties.headers["error"]

@@ -66,6 +66,7 @@ def test_a_consumer_started_while_the_broker_is_down_waits_for_it(start, restart
         consumer.wait_until_printed(" [!] No broker answers at")
     finally:
         restartable.ctl("start_app")
+        restartable.wait_until_listening()
     consumer.wait_ready(timeout=30)
     producer = start("basic/producer.py", "-n", "1")
     assert producer.wait() == 0, producer.describe()

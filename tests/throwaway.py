@@ -14,6 +14,7 @@ Where the broker comes from, in this order:
 import ctypes
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -100,9 +101,16 @@ def die_with_parent():
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, below Linux's ephemeral range (32768 and up), so that
+    no outgoing connection takes it between a node's stop_app and start_app."""
+    while True:
+        port = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:  # taken: try another
+                continue
+            return port
 
 
 def wait_until_open(url, deadline, alive=lambda: True):
@@ -212,9 +220,11 @@ class LocalNode(Broker):
                 alive=lambda: self.process.poll() is None,
             )
             wait_for_api(self, time.monotonic() + BOOT_TIMEOUT)
+            self.wait_until_listening()
         except BrokerUnavailable as error:
+            log = self.log_tail()
             self.stop()
-            raise BrokerUnavailable(f"{error}; its log: {self.log_tail()}") from None
+            raise BrokerUnavailable(f"{error}; its log: {log}") from None
 
     def ctl(self, *args, timeout=60):
         """Run rabbitmqctl against this node; return what it printed."""
@@ -251,7 +261,19 @@ class LocalNode(Broker):
         """Stop RabbitMQ on the node and start it again, as a broker restart does."""
         self.ctl("stop_app")
         self.ctl("start_app")
-        wait_until_open(self.url("/"), time.monotonic() + BOOT_TIMEOUT)
+        self.wait_until_listening()
+
+    def wait_until_listening(self):
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        wait_until_open(self.url("/"), deadline)
+        while True:  # the TLS listener too
+            try:
+                socket.create_connection(("127.0.0.1", self.tls_port), timeout=2).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise BrokerUnavailable("the TLS listener did not open") from None
+            time.sleep(0.1)  # a poll interval, bounded by the deadline above
 
     def stop(self):
         self.stop_process(graceful=False)  # nothing in it is kept, so no need to wait
@@ -318,5 +340,8 @@ def start_throwaway():
     if docker_engine_answers():
         return Container()
     if shutil.which("rabbitmq-server") or os.path.exists(SERVER):
-        return LocalNode()
+        try:
+            return LocalNode()
+        except BrokerUnavailable:  # once more, with other ports, should one have been taken
+            return LocalNode()
     raise BrokerUnavailable(HOW_TO_GET_ONE)
