@@ -38,7 +38,7 @@ import pika
 from processes import OUTPUT, ROOT, Script, wait_until
 from rich.console import Console
 from rich.table import Table
-from throwaway import BrokerUnavailable, start_throwaway
+from throwaway import BrokerUnavailable, answers, start_throwaway
 
 from common.broker import Queue
 
@@ -726,14 +726,6 @@ def machine(url):
 
 
 # The broker
-
-
-def answers(url):
-    try:
-        connect(url).close()
-        return True
-    except Exception:  # any reason it does not answer: a throwaway one is started instead
-        return False
 
 
 def check_local(url):

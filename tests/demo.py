@@ -16,11 +16,10 @@ import os
 import signal
 import sys
 
-import pika
 from processes import TIMEOUT, Script, wait_until
 from rich.console import Console
 from rich.text import Text
-from throwaway import BrokerUnavailable, start_throwaway
+from throwaway import BrokerUnavailable, answers, start_throwaway
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 COLOURS = ["cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta"]
@@ -207,14 +206,6 @@ HEADERS = {
     "quick.brown.fox matches no binding.",
     "rpc": "Two RPC servers share five requests; the client prints the answers in order.",
 }
-
-
-def answers(url):
-    try:
-        pika.BlockingConnection(pika.URLParameters(url)).close()
-        return True
-    except Exception:  # any reason it does not answer: a throwaway one is started instead
-        return False
 
 
 def main(argv=None):

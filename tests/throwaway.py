@@ -335,6 +335,15 @@ def start_broker():
     return start_throwaway()
 
 
+def answers(url):
+    """Whether a broker accepts an AMQP connection at url."""
+    try:
+        pika.BlockingConnection(pika.URLParameters(url)).close()
+        return True
+    except Exception:  # any reason it does not answer: a throwaway one is started instead
+        return False
+
+
 def start_throwaway():
     """A broker of our own: a container if a Docker engine answers, else a local node."""
     if docker_engine_answers():
