@@ -195,6 +195,9 @@ class LocalNode(Broker):
             "RABBITMQ_PID_FILE": os.path.join(self.folder, "rabbit.pid"),
             "RABBITMQ_CONFIG_FILE": config,
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            # The script then execs the VM instead of running it as a grandchild, so
+            # die_with_parent() reaches the VM itself.
+            "RUNNING_UNDER_SYSTEMD": "true",
         }
         super().__init__(
             f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/%2F", f"http://127.0.0.1:{api_port}"
