@@ -58,16 +58,22 @@ def without_password(url):
     return f"{parts.scheme}://{user}{at}{host_and_port}{parts.path}"
 
 
+def connect_parameters(url):
+    """pika's parameters for url, with the defaults that the helpers add."""
+    parameters = pika.URLParameters(url)
+    if parameters.blocked_connection_timeout is None:
+        # A broker short of memory or disk blocks publishers: give up then, not hang.
+        parameters.blocked_connection_timeout = BLOCKED_TIMEOUT
+    return parameters
+
+
 def connect(url, retry_for=0.0):
     """Open a connection to the broker at url, or raise BrokerError saying what to check.
 
     While no broker answers, try again with growing pauses for up to retry_for
     seconds. A refused login or virtual host is final at once.
     """
-    parameters = pika.URLParameters(url)
-    if parameters.blocked_connection_timeout is None:
-        # A broker short of memory or disk blocks publishers: give up then, not hang.
-        parameters.blocked_connection_timeout = BLOCKED_TIMEOUT
+    parameters = connect_parameters(url)
     where = without_password(url)
     deadline, pause = time.monotonic() + retry_for, 0.5
     while True:

@@ -6,9 +6,12 @@ import time
 import urllib.parse
 
 import pika
+import pytest
+from throwaway import free_port
 
-from common import Exchange, Queue
+from common import BrokerError, Exchange, Queue
 from common.broker import DEAD_LETTERS, MAX_ATTEMPTS
+from common.bulk import publish_many
 
 TIMEOUT = 15.0
 
@@ -173,3 +176,26 @@ def test_the_exchange_is_declared_durable_by_whoever_comes_first(broker, amqp_ur
     vhost = urllib.parse.quote(pika.URLParameters(amqp_url).virtual_host, safe="")
     info = json.loads(broker.api("GET", f"/api/exchanges/{vhost}/either-first"))
     assert (info["type"], info["durable"]) == ("topic", True)
+
+
+def test_publish_many_confirms_every_message_with_a_window(amqp_url):
+    with Queue(amqp_url, "volume"):  # declares the queue
+        pass
+    bodies = [f"{i} bulk" for i in range(2500)]
+    assert publish_many(amqp_url, "volume", bodies, window=100) == 2500
+    assert ready_messages(amqp_url, "volume") == 2500
+    with Queue(amqp_url, None) as reader:
+        method, properties, body = reader.channel.basic_get("volume", auto_ack=True)
+    assert (body, properties.delivery_mode) == (b"0 bulk", 2)
+
+
+def test_publish_many_reports_what_no_queue_took(amqp_url):
+    with pytest.raises(BrokerError, match="route no queue for 3"):
+        publish_many(amqp_url, "nobody-binds-this", ["a", "b", "c"])
+
+
+def test_publish_many_with_no_broker_is_a_broker_error():
+    url = f"amqp://guest:secret@127.0.0.1:{free_port()}/%2F"
+    with pytest.raises(BrokerError, match="cannot connect") as error:
+        publish_many(url, "volume", ["a"])
+    assert "secret" not in str(error.value)

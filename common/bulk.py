@@ -1,0 +1,98 @@
+"""publish_many(): many messages, every one confirmed, without waiting for each confirm.
+
+Queue.send() waits for the broker's confirm of each message before the next:
+simple and safe, but about a tenth as fast as not confirming (see the README,
+"What the safety costs"). publish_many() keeps up to `window` messages
+unconfirmed at once on a non-blocking connection, and returns only when the
+broker has confirmed them all: as safe, and as fast as not confirming.
+"""
+
+import collections
+
+import pika
+
+from common.broker import PERSISTENT_TEXT, BrokerError, connect_parameters, without_password
+
+
+def publish_many(url, routing_key, bodies, *, exchange="", window=1000, timeout=60.0):
+    """Publish every body (str) with confirms, `window` at most unconfirmed at a time.
+
+    Returns how many the broker confirmed: all of them. Raises BrokerError if the
+    broker refused (nacked) or could not route any of them, or if the confirms
+    did not all come within timeout seconds.
+    """
+    bodies = [body.encode() for body in bodies]
+    state = {"sent": 0, "acked": 0, "nacked": 0, "returned": 0, "error": None, "closing": False}
+    unconfirmed = collections.deque()  # delivery tags, in the order published
+
+    def publish(channel):
+        while state["sent"] < len(bodies) and len(unconfirmed) < window:
+            channel.basic_publish(
+                exchange, routing_key, bodies[state["sent"]], PERSISTENT_TEXT, mandatory=True
+            )
+            state["sent"] += 1
+            unconfirmed.append(state["sent"])  # in confirm mode tags count from 1
+
+    def on_confirm(frame):
+        method = frame.method
+        if method.multiple:  # one confirm for every tag up to this one
+            done = 0
+            while unconfirmed and unconfirmed[0] <= method.delivery_tag:
+                unconfirmed.popleft()
+                done += 1
+        else:
+            unconfirmed.remove(method.delivery_tag)
+            done = 1
+        state["acked" if isinstance(method, pika.spec.Basic.Ack) else "nacked"] += done
+        if state["acked"] + state["nacked"] == len(bodies):
+            close()
+        else:
+            publish(channel)
+
+    def on_channel(opened):
+        nonlocal channel
+        channel = opened
+        channel.add_on_return_callback(
+            lambda *returned: state.update(returned=state["returned"] + 1)
+        )
+        channel.add_on_close_callback(on_channel_closed)
+        channel.confirm_delivery(on_confirm, callback=lambda frame: publish(channel))
+
+    def on_channel_closed(closed, reason):
+        if not state["closing"]:  # not our own close(): the broker's doing
+            state["error"] = f"the broker closed the channel: {reason}"
+            close()
+
+    def give_up():
+        state["error"] = f"not every confirm came within {timeout:g} s"
+        close()
+
+    def close():
+        state["closing"] = True
+        if connection.is_open:
+            connection.close()
+
+    def on_failed(failed, error):
+        state["error"] = f"cannot connect to {without_password(url)}: {error!r}"
+        failed.ioloop.stop()
+
+    channel = None
+    if not bodies:
+        return 0
+    connection = pika.SelectConnection(
+        connect_parameters(url),
+        on_open_callback=lambda opened: opened.channel(on_open_callback=on_channel),
+        on_open_error_callback=on_failed,
+        on_close_callback=lambda closed, reason: closed.ioloop.stop(),
+    )
+    timer = connection.ioloop.call_later(timeout, give_up)
+    connection.ioloop.start()
+    connection.ioloop.remove_timeout(timer)
+    if state["error"]:
+        raise BrokerError(state["error"])
+    if state["nacked"] or state["returned"]:
+        raise BrokerError(
+            f"of {len(bodies)} messages the broker refused {state['nacked']} and could "
+            f"route no queue for {state['returned']} (routing key {routing_key!r})"
+        )
+    return state["acked"]
