@@ -107,7 +107,7 @@ def connect(url, retry_for=0.0):
                 continue
             if isinstance(error, socket.gaierror):
                 reason = f"the host name does not resolve ({error.strerror})"
-            elif "StackTimeout" in type(error).__name__ or "Timeout" in repr(error):
+            elif "Timeout" in repr(error):  # pika's stack or socket time-out
                 reason = "something answers there, but not an AMQP broker (it timed out)"
             else:
                 reason = (

@@ -14,8 +14,12 @@ import pika
 from common.broker import PERSISTENT_TEXT, BrokerError, connect_parameters, without_password
 
 
-def publish_many(url, routing_key, bodies, *, exchange="", window=1000, timeout=60.0):
+def publish_many(url, routing_key, bodies, *, exchange="", window=1000, batch=False, timeout=60.0):
     """Publish every body (str) with confirms, `window` at most unconfirmed at a time.
+
+    Streamed (the default), each confirm lets another message go; batch=True
+    sends `window` messages and waits for all their confirms before the next
+    batch, the other strategy of RabbitMQ's publisher-confirms guide.
 
     Returns how many the broker confirmed: all of them. Raises BrokerError if the
     broker refused (nacked) or could not route any of them, or if the confirms
@@ -46,7 +50,7 @@ def publish_many(url, routing_key, bodies, *, exchange="", window=1000, timeout=
         state["acked" if isinstance(method, pika.spec.Basic.Ack) else "nacked"] += done
         if state["acked"] + state["nacked"] == len(bodies):
             close()
-        else:
+        elif not batch or not unconfirmed:
             publish(channel)
 
     def on_channel(opened):

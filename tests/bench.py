@@ -83,7 +83,7 @@ FIGURES = [
     ("publish_helpers_per_s", "publish, Queue.send() (confirm each)", "msg/s"),
     (
         "publish_confirmed_batches_per_s",
-        f"publish, SelectConnection, confirms in batches of {BATCH}",
+        f"publish, publish_many(), confirms in batches of {BATCH}",
         "msg/s",
     ),
     (
@@ -208,107 +208,14 @@ def publish_one_by_one(url, n, turn=100):
     }
 
 
-class ConfirmedPublisher:
-    """Publishes n messages on a SelectConnection with publisher confirms, without blocking.
-
-    At most window messages are unconfirmed at any time. batches=True sends a
-    batch of window messages and waits for all of their confirms before the
-    next; batches=False streams: each confirm lets another message go. Acks
-    with multiple=True count for every message up to their delivery tag.
-    """
-
-    def __init__(self, url, n, window, batches=False, queue=QUEUE):
-        self.url, self.n, self.window, self.batches, self.queue = url, n, window, batches, queue
-        self.unconfirmed = collections.deque()  # delivery tags, in the order published
-        self.sent = self.acked = self.nacked = 0
-        self.start = self.end = None
-        self.error = None
-
-    def run(self):
-        """Publish them all; return messages/s, or raise BenchError unless all were acked."""
-        self.connection = pika.SelectConnection(
-            pika.URLParameters(self.url),
-            on_open_callback=self.on_open,
-            on_open_error_callback=self.on_failed,
-            on_close_callback=self.on_closed,
-        )
-        timer = self.connection.ioloop.call_later(DEADLINE, self.give_up)
-        self.connection.ioloop.start()
-        self.connection.ioloop.remove_timeout(timer)
-        if self.error:
-            raise BenchError(f"confirmed publishing failed: {self.error}")
-        if self.acked != self.n or self.nacked:
-            raise BenchError(f"of {self.n} messages {self.acked} acked, {self.nacked} nacked")
-        return self.n / (self.end - self.start)
-
-    def on_open(self, connection):
-        connection.channel(on_open_callback=self.on_channel)
-
-    def on_channel(self, channel):
-        self.channel = channel
-        channel.add_on_close_callback(self.on_channel_closed)
-        channel.confirm_delivery(self.on_confirm, callback=self.on_confirm_mode)
-
-    def on_confirm_mode(self, frame):
-        self.start = time.perf_counter()
-        self.publish()
-
-    def publish(self):
-        while self.sent < self.n and len(self.unconfirmed) < self.window:
-            self.channel.basic_publish("", self.queue, BODY, PERSISTENT)
-            self.sent += 1
-            self.unconfirmed.append(self.sent)  # tags count from 1 in confirm mode
-
-    def on_confirm(self, frame):
-        method = frame.method
-        confirmed = 0
-        if method.multiple:
-            while self.unconfirmed and self.unconfirmed[0] <= method.delivery_tag:
-                self.unconfirmed.popleft()
-                confirmed += 1
-        else:
-            self.unconfirmed.remove(method.delivery_tag)
-            confirmed = 1
-        if isinstance(method, pika.spec.Basic.Ack):
-            self.acked += confirmed
-        else:
-            self.nacked += confirmed
-        if self.acked + self.nacked == self.n:
-            self.end = time.perf_counter()
-            self.connection.close()
-        elif not self.batches or not self.unconfirmed:
-            self.publish()
-
-    def on_channel_closed(self, channel, reason):
-        if self.connection.is_open:
-            self.error = self.error or f"channel closed: {reason}"
-            self.connection.close()
-
-    def give_up(self):
-        self.error = f"not every confirm came within {DEADLINE:g} s"
-        self.connection.close()
-
-    def on_failed(self, connection, error):
-        self.error = repr(error)
-        connection.ioloop.stop()
-
-    def on_closed(self, connection, reason):
-        connection.ioloop.stop()
-
-
-def publish_confirmed(url, n, window, batches):
-    """messages/s: confirmed publishing in batches or streamed (see ConfirmedPublisher)."""
-    purge(url)
-    return ConfirmedPublisher(url, n, window, batches).run()
-
-
-def publish_streaming(url, n):
-    """messages/s: common.bulk.publish_many(), confirms streamed with WINDOW unconfirmed at
-    most: the helper the README recommends for volume."""
+def publish_confirmed(url, n, batch):
+    """messages/s: common.bulk.publish_many() on a SelectConnection, confirms streamed with
+    WINDOW unconfirmed at most, or in batches of BATCH, each confirmed before the next."""
     purge(url)
     bodies = [BODY.decode()] * n
     start = time.perf_counter()
-    if publish_many(url, QUEUE, bodies, window=WINDOW) != n:
+    window = BATCH if batch else WINDOW
+    if publish_many(url, QUEUE, bodies, window=window, batch=batch) != n:
         raise BenchError("publish_many() confirmed fewer messages than it sent")
     return n / (time.perf_counter() - start)
 
@@ -320,8 +227,8 @@ def measure_publishing(url, counts, report):
         [
             lambda: {"publish_bare_unconfirmed_per_s": publish_bare(url, n)},
             lambda: publish_one_by_one(url, one_by_one),
-            lambda: {"publish_confirmed_batches_per_s": publish_confirmed(url, n, BATCH, True)},
-            lambda: {"publish_confirmed_streaming_per_s": publish_streaming(url, n)},
+            lambda: {"publish_confirmed_batches_per_s": publish_confirmed(url, n, batch=True)},
+            lambda: {"publish_confirmed_streaming_per_s": publish_confirmed(url, n, batch=False)},
         ],
         report,
     )
@@ -347,7 +254,7 @@ def interleaved(measures, report):
 def prefill(url, n):
     """Put n persistent messages in the queue, all confirmed, to consume next."""
     purge(url)
-    ConfirmedPublisher(url, n, WINDOW).run()
+    publish_many(url, QUEUE, [BODY.decode()] * n, window=WINDOW)
 
 
 def consume_bare(url, n, prefetch=None, ack_every=1, auto_ack=False):
