@@ -38,6 +38,7 @@ from pika.exceptions import AMQPConnectionError, UnroutableError
 PERSISTENT_TEXT = pika.BasicProperties(
     content_type="text/plain", delivery_mode=pika.DeliveryMode.Persistent
 )
+QUEUE_TYPES = ("classic", "quorum")
 MAX_ATTEMPTS = 3
 DEAD_LETTERS = "dead_letters"
 BLOCKED_TIMEOUT = 30  # seconds; ?blocked_connection_timeout=N in the URL says otherwise
@@ -48,7 +49,10 @@ class BrokerError(Exception):
 
 
 def without_password(url):
-    """The URL as it is safe to print: user, host, port and virtual host, no password."""
+    """The URL as it is safe to print: user, host, port and virtual host, no password.
+    Several URLs separated by commas: each so."""
+    if "," in url:
+        return ", ".join(map(without_password, broker_urls(url)))
     try:
         parts = urlsplit(url)
     except ValueError:  # beyond repair: show none of it
@@ -67,53 +71,76 @@ def connect_parameters(url):
     return parameters
 
 
+def broker_urls(url):
+    """The URLs in url: one, or several separated by commas (the nodes of a cluster).
+    A comma in a password is then written %2C."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
 def connect(url, retry_for=0.0):
     """Open a connection to the broker at url, or raise BrokerError saying what to check.
 
-    While no broker answers, try again with growing pauses for up to retry_for
-    seconds. A refused login or virtual host is final at once.
+    url may list several brokers, the nodes of one cluster, separated by commas:
+    the first that answers is used. While none answers, try them all again with
+    growing pauses for up to retry_for seconds. A refused login or virtual host
+    is final at once: the nodes of a cluster share their users.
     """
-    parameters = connect_parameters(url)
+    urls = broker_urls(url)
+    if not urls:
+        raise BrokerError("no broker URL given")
     where = without_password(url)
     deadline, pause = time.monotonic() + retry_for, 0.5
     while True:
-        try:
-            return pika.BlockingConnection(parameters)
-        except pika.exceptions.ProbableAuthenticationError:
-            reason = "the broker refused the user name or password: check them in the URL"
-        except pika.exceptions.ProbableAccessDeniedError:
-            reason = (
-                f"the virtual host {parameters.virtual_host!r} does not exist, "
-                "or the user may not use it"
+        for one in urls:
+            try:
+                return pika.BlockingConnection(connect_parameters(one))
+            except FINAL as error:
+                raise BrokerError(
+                    f"cannot connect to {without_password(one)}: {reason(error, one)}"
+                ) from None
+            except (AMQPConnectionError, OSError, AMQPConnectorException) as error:
+                last = error  # this one does not answer: the next may
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise BrokerError(f"cannot connect to {where}: {reason(last, one)}")
+        if pause == 0.5:
+            print(f" [!] No broker answers at {where} yet: trying for {retry_for:g} s")
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 5.0)
+
+
+# Connection errors that another try, or another node, would not mend.
+FINAL = (
+    pika.exceptions.ProbableAuthenticationError,
+    pika.exceptions.ProbableAccessDeniedError,
+    ssl.SSLError,
+    UnicodeError,
+)
+
+
+def reason(error, url):
+    """What a failed connection to url means, and what to check, in words."""
+    if isinstance(error, pika.exceptions.ProbableAuthenticationError):
+        return "the broker refused the user name or password: check them in the URL"
+    if isinstance(error, pika.exceptions.ProbableAccessDeniedError):
+        vhost = pika.URLParameters(url).virtual_host
+        return f"the virtual host {vhost!r} does not exist, or the user may not use it"
+    if isinstance(error, pika.exceptions.ConnectionClosedByBroker):
+        return f"the broker closed the connection: {error.reply_text}"
+    if isinstance(error, ssl.SSLError):
+        if error.reason == "CERTIFICATE_VERIFY_FAILED":
+            return (
+                f"TLS failed ({error.reason}): if your own CA signed the broker's "
+                "certificate, name its certificate with SSL_CERT_FILE=ca.pem"
             )
-        except pika.exceptions.ConnectionClosedByBroker as error:
-            reason = f"the broker closed the connection: {error.reply_text}"
-        except ssl.SSLError as error:
-            reason = f"TLS failed ({error.reason})"
-            if error.reason == "CERTIFICATE_VERIFY_FAILED":
-                reason += ": if your own CA signed the broker's certificate, "
-                reason += "name its certificate with SSL_CERT_FILE=ca.pem"
-            else:
-                reason += ": is that port the broker's TLS port (5671)?"
-        except UnicodeError:
-            reason = "the host name is not valid"
-        except (AMQPConnectionError, OSError, AMQPConnectorException) as error:
-            left = deadline - time.monotonic()
-            if left > 0:
-                if pause == 0.5:
-                    print(f" [!] No broker answers at {where} yet: trying for {retry_for:g} s")
-                time.sleep(min(pause, left))
-                pause = min(pause * 2, 5.0)
-                continue
-            if isinstance(error, socket.gaierror):
-                reason = f"the host name does not resolve ({error.strerror})"
-            elif "Timeout" in repr(error):  # pika's stack or socket time-out
-                reason = "something answers there, but not an AMQP broker (it timed out)"
-            else:
-                reason = (
-                    "no broker answers there: is RabbitMQ running, and are host and port right?"
-                )
-        raise BrokerError(f"cannot connect to {where}: {reason}")
+        return f"TLS failed ({error.reason}): is that port the broker's TLS port (5671)?"
+    if isinstance(error, UnicodeError):
+        return "the host name is not valid"
+    if isinstance(error, socket.gaierror):
+        return f"the host name does not resolve ({error.strerror})"
+    if "Timeout" in repr(error):  # pika's stack or socket time-out
+        return "something answers there, but not an AMQP broker (it timed out)"
+    return "no broker answers there: is RabbitMQ running, and are host and port right?"
 
 
 class Queue:
@@ -121,15 +148,22 @@ class Queue:
 
     queue=None declares no queue (a producer that only publishes to an
     exchange); queue="" a server-named exclusive queue; any other name a
-    durable queue of queue_type "classic" or "quorum".
+    durable queue of queue_type "classic" or "quorum" (replicated on the nodes
+    of a cluster). queue_type defaults to the QUEUE_TYPE environment variable,
+    else "classic": so `QUEUE_TYPE=quorum python workers/consumer.py` runs a
+    pattern on quorum queues unchanged.
+
+    url is one broker's URL, or several separated by commas: see connect().
     """
 
     ready = " [*] Waiting for messages. To exit press CTRL+C"  # printed once consuming
 
-    def __init__(self, url, queue, *, prefetch=10, queue_type="classic", retry_for=0.0):
+    def __init__(self, url, queue, *, prefetch=10, queue_type=None, retry_for=0.0):
         self.url = url
         self.queue_name = queue
-        self.queue_type = queue_type
+        self.queue_type = queue_type or os.environ.get("QUEUE_TYPE") or "classic"
+        if self.queue_type not in QUEUE_TYPES:
+            raise BrokerError(f"queue type {self.queue_type!r}: expected classic or quorum")
         self.prefetch = prefetch
         self.retry_for = retry_for
         self.stopping = threading.Event()  # set by stop(), or by SIGINT/SIGTERM in receive()
@@ -157,20 +191,32 @@ class Queue:
         return result.method.queue
 
     def send(self, body, routing_key=None, exchange="", properties=PERSISTENT_TEXT):
-        """Publish body and wait for the broker's confirm; False if no queue took it."""
+        """Publish body and wait for the broker's confirm; False if no queue took it.
+
+        If the connection is lost before the confirm comes, connect again (to
+        another node of a cluster, given several URLs) and publish once more:
+        the message may then arrive twice, but it is never lost.
+        """
         routing_key = self.queue if routing_key is None else routing_key
-        try:
-            self.channel.basic_publish(
-                exchange, routing_key, body.encode(), properties, mandatory=True
-            )
-        except UnroutableError:
-            print(
-                f"warning: unroutable: no queue is bound to exchange {exchange or '(default)'!r} "
-                f"for routing key {routing_key!r}, so the broker dropped: {body}",
-                file=sys.stderr,
-            )
-            return False
-        return True
+        for attempt in (1, 2):
+            try:
+                self.channel.basic_publish(
+                    exchange, routing_key, body.encode(), properties, mandatory=True
+                )
+                return True
+            except UnroutableError:
+                print(
+                    f"warning: unroutable: no queue is bound to exchange "
+                    f"{exchange or '(default)'!r} for routing key {routing_key!r}, "
+                    f"so the broker dropped: {body}",
+                    file=sys.stderr,
+                )
+                return False
+            except pika.exceptions.AMQPError:
+                if attempt == 2 or self.connection.is_open:  # not a lost connection
+                    raise
+                self.open()
+                print(" [*] Reconnected to the broker")
 
     def receive(self):
         """Consume until SIGINT or SIGTERM (or stop()), calling callback() per message.
@@ -253,7 +299,7 @@ class Queue:
         else:
             target, fate = DEAD_LETTERS, f"it goes to the queue {DEAD_LETTERS!r}"
             headers.update(error=repr(error)[:500], queue=self.queue)
-            channel.queue_declare(DEAD_LETTERS, durable=True)
+            self.declare_queue(DEAD_LETTERS, self.queue_type)
         print(
             f"warning: failed ({error!r}), attempt {attempts} of {MAX_ATTEMPTS}: {fate}",
             file=sys.stderr,

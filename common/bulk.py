@@ -11,7 +11,13 @@ import collections
 
 import pika
 
-from common.broker import PERSISTENT_TEXT, BrokerError, connect_parameters, without_password
+from common.broker import (
+    PERSISTENT_TEXT,
+    BrokerError,
+    broker_urls,
+    connect_parameters,
+    without_password,
+)
 
 
 def publish_many(url, routing_key, bodies, *, exchange="", window=1000, batch=False, timeout=60.0):
@@ -83,15 +89,19 @@ def publish_many(url, routing_key, bodies, *, exchange="", window=1000, batch=Fa
     channel = None
     if not bodies:
         return 0
-    connection = pika.SelectConnection(
-        connect_parameters(url),
-        on_open_callback=lambda opened: opened.channel(on_open_callback=on_channel),
-        on_open_error_callback=on_failed,
-        on_close_callback=lambda closed, reason: closed.ioloop.stop(),
-    )
-    timer = connection.ioloop.call_later(timeout, give_up)
-    connection.ioloop.start()
-    connection.ioloop.remove_timeout(timer)
+    for one in broker_urls(url):  # several: the nodes of a cluster, the first that answers
+        state["error"] = None
+        connection = pika.SelectConnection(
+            connect_parameters(one),
+            on_open_callback=lambda opened: opened.channel(on_open_callback=on_channel),
+            on_open_error_callback=on_failed,
+            on_close_callback=lambda closed, reason: closed.ioloop.stop(),
+        )
+        timer = connection.ioloop.call_later(timeout, give_up)
+        connection.ioloop.start()
+        connection.ioloop.remove_timeout(timer)
+        if channel is not None:  # it answered: done, well or not
+            break
     if state["error"]:
         raise BrokerError(state["error"])
     if state["nacked"] or state["returned"]:

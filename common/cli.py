@@ -22,13 +22,15 @@ MAX_SECONDS = 86400  # for any option in seconds: a day is plenty, and sleep() h
 
 
 def amqp_url(text):
-    """An argparse type: an amqp:// or amqps:// URL that pika can use."""
+    """An argparse type: an amqp:// or amqps:// URL that pika can use, or several
+    separated by commas (the nodes of a cluster)."""
     try:
-        parts = urlsplit(text)
-        if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
-            raise ValueError
-        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
-        pika.URLParameters(text)
+        for url in text.split(","):
+            parts = urlsplit(url.strip())
+            if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+                raise ValueError
+            parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+            pika.URLParameters(url.strip())
     except Exception:  # pika raises several kinds for a bad query string
         # The URL itself is not shown: a malformed one may show its password anywhere.
         raise argparse.ArgumentTypeError(
@@ -75,6 +77,14 @@ def seconds(text):
     return value
 
 
+class MoreUrls(argparse.Action):
+    """--url given again adds a URL (another node of a cluster) instead of replacing it."""
+
+    def __call__(self, parser, namespace, url, option_string=None):
+        given = getattr(namespace, self.dest)
+        setattr(namespace, self.dest, url if given is self.default else f"{given},{url}")
+
+
 def parser(doc, consumer=False):
     """An argument parser whose help is the script's docstring, with --url already added,
     and for a consumer --retry."""
@@ -84,9 +94,12 @@ def parser(doc, consumer=False):
     result.add_argument(
         "--url",
         type=amqp_url,
+        action=MoreUrls,
         default=os.environ.get("AMQP_URL", DEFAULT_URL),
         help="the broker (default: $AMQP_URL, else amqp://guest:guest@localhost:5672/%%2F); "
-        "for amqps://, SSL_CERT_FILE may name the CA certificate to trust",
+        "for amqps://, SSL_CERT_FILE may name the CA certificate to trust. For a cluster, "
+        "give --url once per node, or the URLs separated by commas: the first that answers "
+        "is used",
     )
     if consumer:
         result.add_argument(

@@ -39,6 +39,7 @@ MALFORMED_URLS = [
     f"guest:{PASSWORD}@localhost",
     f"amqp://guest:{PASSWORD}/x@localhost/",  # an unencoded / in the password
     f"amqp://guest:{PASSWORD}#x@localhost/",
+    f"amqp://localhost/,guest:{PASSWORD}@localhost",  # the second of two has no scheme
 ]
 BAD_USAGE = (
     [(s, [*REQUIRED[s], "--no-such-option"]) for s in SCRIPTS]
@@ -130,6 +131,29 @@ def test_no_broker_is_one_error_line_without_the_password(script):
     url = f"amqp://guest:{PASSWORD}@127.0.0.1:{port}/%2F"
     process = run(script, *REQUIRED[script], *retry, url=url)
     assert_one_error_line(process, f"127.0.0.1:{port}", "is RabbitMQ running")
+
+
+def test_no_broker_at_any_of_several_urls_names_them_all_without_the_password():
+    ports = [free_port(), free_port()]
+    urls = [f"amqp://guest:{PASSWORD}@127.0.0.1:{port}/%2F" for port in ports]
+    process = run("basic/producer.py", "--url", urls[0], "--url", urls[1], url=UNUSED)
+    assert_one_error_line(process, *(f"127.0.0.1:{port}" for port in ports))
+
+
+def test_with_several_urls_the_first_broker_that_answers_is_used(amqp_url):
+    nobody = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
+    producer = run("basic/producer.py", "-n", "3", "--url", nobody, "--url", amqp_url, url=UNUSED)
+    assert producer.process.returncode == 0, producer.describe()
+    consumer = Script("basic/consumer.py", url=f"{nobody},{amqp_url}")  # AMQP_URL: a list
+    try:
+        assert consumer.wait_ready().wait_received(3) == producer.sent()
+    finally:
+        consumer.kill()
+
+
+def test_an_unknown_queue_type_is_one_error_line(amqp_url):
+    process = run("workers/producer.py", url=amqp_url, env={"QUEUE_TYPE": "quorom"})
+    assert_one_error_line(process, "'quorom'", "classic or quorum")
 
 
 @pytest.mark.parametrize(

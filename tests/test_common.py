@@ -42,6 +42,23 @@ def test_a_quorum_queue_on_request(broker, amqp_url):
     assert queue_info(broker, amqp_url, "replicated")["type"] == "quorum"
 
 
+def test_quorum_queues_for_every_pattern_by_the_environment(broker, amqp_url, monkeypatch):
+    monkeypatch.setenv("QUEUE_TYPE", "quorum")
+    with Queue(amqp_url, "task_queue") as queue:
+        assert queue.send("hello") is True
+    assert queue_info(broker, amqp_url, "task_queue")["type"] == "quorum"
+
+
+def test_send_after_a_lost_connection_reconnects_and_loses_nothing(broker, amqp_url, capsys):
+    vhost = pika.URLParameters(amqp_url).virtual_host
+    with Queue(amqp_url, "resent") as producer:
+        assert producer.send("before") is True
+        broker.ctl("close_all_connections", "-p", vhost, "closed by a test")
+        assert producer.send("after") is True
+    assert capsys.readouterr().out == " [*] Reconnected to the broker\n"
+    assert [get_one(amqp_url, "resent")[1] for _ in range(2)] == [b"before", b"after"]
+
+
 def test_a_queue_with_no_name_is_server_named_and_exclusive(broker, amqp_url):
     with Queue(amqp_url, "") as queue:
         assert queue.queue.startswith("amq.gen-")
@@ -192,6 +209,14 @@ def test_publish_many_confirms_every_message_with_a_window(amqp_url):
 def test_publish_many_reports_what_no_queue_took(amqp_url):
     with pytest.raises(BrokerError, match="route no queue for 3"):
         publish_many(amqp_url, "nobody-binds-this", ["a", "b", "c"])
+
+
+def test_publish_many_uses_the_first_of_several_brokers_that_answers(amqp_url):
+    with Queue(amqp_url, "volume"):  # declares the queue
+        pass
+    nobody = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
+    assert publish_many(f"{nobody},{amqp_url}", "volume", ["a", "b"]) == 2
+    assert ready_messages(amqp_url, "volume") == 2
 
 
 def test_publish_many_with_no_broker_is_a_broker_error():

@@ -150,14 +150,19 @@ class LocalNode(Broker):
     kind = "local rabbitmq-server node"
     can_restart = True
 
-    def __init__(self):
-        self.folder = tempfile.mkdtemp(prefix=f"rabbitmq-test-{os.getpid()}-")
+    def __init__(self, folder=None, node=None, home=None, config="", wait=True):
+        """A node in folder (a new temporary one by default), named node, with config
+        lines added to its rabbitmq.conf. Nodes that share home share the Erlang cookie
+        there, which they need to form a cluster. wait=False: return once it is starting,
+        and call wait_started() later (so that several nodes boot at once)."""
+        self.folder = folder or tempfile.mkdtemp(prefix=f"rabbitmq-test-{os.getpid()}-")
+        os.makedirs(self.folder, exist_ok=True)
         self.amqp_port, dist_port, api_port = free_port(), free_port(), free_port()
         self.tls_port = free_port()
-        self.node = f"test-{os.getpid()}-{self.amqp_port}@localhost"
+        self.node = node or f"test-{os.getpid()}-{self.amqp_port}@localhost"
         self.ca_file, certificate, key = certificates.make(self.folder)
-        config = os.path.join(self.folder, "rabbitmq.conf")
-        with open(config, "w") as f:
+        config_file = os.path.join(self.folder, "rabbitmq.conf")
+        with open(config_file, "w") as f:
             f.write(
                 f"listeners.tcp.1 = 127.0.0.1:{self.amqp_port}\n"
                 f"listeners.ssl.1 = 127.0.0.1:{self.tls_port}\n"
@@ -168,6 +173,7 @@ class LocalNode(Broker):
                 "ssl_options.fail_if_no_peer_cert = false\n"
                 f"management.tcp.ip = 127.0.0.1\n"
                 f"management.tcp.port = {api_port}\n"
+                f"{config}"
             )
         plugins = os.path.join(self.folder, "enabled_plugins")
         with open(plugins, "w") as f:
@@ -178,7 +184,7 @@ class LocalNode(Broker):
         # RABBITMQ_DIST_PORT, the CLI would take that port and the node would not boot.
         self.cli_env = {
             **os.environ,
-            "HOME": self.folder,  # the Erlang cookie lives here
+            "HOME": home or self.folder,  # the Erlang cookie lives here
             "RABBITMQ_NODENAME": self.node,
             "RABBITMQ_CONF_ENV_FILE": empty_env_file,
             "RABBITMQ_ENABLED_PLUGINS_FILE": plugins,
@@ -193,7 +199,7 @@ class LocalNode(Broker):
             "RABBITMQ_LOG_BASE": os.path.join(self.folder, "log"),
             "RABBITMQ_FEATURE_FLAGS_FILE": os.path.join(self.folder, "feature_flags"),
             "RABBITMQ_PID_FILE": os.path.join(self.folder, "rabbit.pid"),
-            "RABBITMQ_CONFIG_FILE": config,
+            "RABBITMQ_CONFIG_FILE": config_file,
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
             # The script then execs the VM instead of running it as a grandchild, so
             # die_with_parent() reaches the VM itself.
@@ -203,9 +209,13 @@ class LocalNode(Broker):
             f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/%2F", f"http://127.0.0.1:{api_port}"
         )
         self.process = None
-        self.start()
+        self.launch()
+        if wait:
+            self.wait_started()
 
-    def start(self):
+    def launch(self):
+        # Here, not on a helper thread: PR_SET_PDEATHSIG fires when the *thread* that
+        # started the node ends, so a node launched from a thread dies with the thread.
         with open(os.path.join(self.folder, "server.out"), "ab") as output:
             self.process = subprocess.Popen(
                 [SERVER],
@@ -216,6 +226,8 @@ class LocalNode(Broker):
                 start_new_session=True,  # its own process group, so stop() reaches every child
                 preexec_fn=die_with_parent,
             )
+
+    def wait_started(self):
         try:
             wait_until_open(
                 self.url("/"),
