@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-image bench test lint clean readme images
+.PHONY: demo demo-image bench test test-cluster cluster lint clean readme images
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,17 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Two workers, each with its own throwaway broker; the cluster tests all on one of them.
 test: lint
-	$(BIN)/pytest -n 2  # two workers, each with its own throwaway broker
+	$(BIN)/pytest -n 2 --dist loadgroup
+
+# Only the tests on a three-node cluster (quorum queues, a node killed).
+test-cluster: $(VENV)/.installed
+	$(BIN)/pytest -m cluster
+
+# A local three-node cluster to experiment with; Ctrl-C stops and removes it.
+cluster: $(VENV)/.installed
+	$(BIN)/python tests/cluster.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -33,7 +33,7 @@ from urllib.parse import unquote, urlsplit
 
 import pika
 from pika.adapters.utils.connection_workflow import AMQPConnectorException
-from pika.exceptions import AMQPConnectionError, UnroutableError
+from pika.exceptions import AMQPConnectionError, NackError, UnroutableError
 
 PERSISTENT_TEXT = pika.BasicProperties(
     content_type="text/plain", delivery_mode=pika.DeliveryMode.Persistent
@@ -41,6 +41,7 @@ PERSISTENT_TEXT = pika.BasicProperties(
 QUEUE_TYPES = ("classic", "quorum")
 MAX_ATTEMPTS = 3
 DEAD_LETTERS = "dead_letters"
+RESEND_FOR = 30  # seconds send() keeps publishing a message the broker has not confirmed
 BLOCKED_TIMEOUT = 30  # seconds; ?blocked_connection_timeout=N in the URL says otherwise
 
 
@@ -193,12 +194,16 @@ class Queue:
     def send(self, body, routing_key=None, exchange="", properties=PERSISTENT_TEXT):
         """Publish body and wait for the broker's confirm; False if no queue took it.
 
-        If the connection is lost before the confirm comes, connect again (to
-        another node of a cluster, given several URLs) and publish once more:
-        the message may then arrive twice, but it is never lost.
+        Until its confirm comes, the message is not sent: if the connection is
+        lost first, connect again (to another node of a cluster, given several
+        URLs) and publish it again; if the broker answers with a nack (a quorum
+        queue does while it elects a new leader), publish it again after a
+        pause. So a message may arrive twice, but it is never lost. After
+        RESEND_FOR seconds of trying, BrokerError.
         """
         routing_key = self.queue if routing_key is None else routing_key
-        for attempt in (1, 2):
+        deadline, pause = time.monotonic() + RESEND_FOR, 0.1
+        while True:
             try:
                 self.channel.basic_publish(
                     exchange, routing_key, body.encode(), properties, mandatory=True
@@ -212,11 +217,21 @@ class Queue:
                     file=sys.stderr,
                 )
                 return False
+            except NackError:
+                problem = "the broker refused it (nack): does a majority of its nodes run?"
             except pika.exceptions.AMQPError:
-                if attempt == 2 or self.connection.is_open:  # not a lost connection
+                if self.connection.is_open:  # not a lost connection: for the caller to see
                     raise
-                self.open()
-                print(" [*] Reconnected to the broker")
+                problem = "the connection to the broker was lost"
+            if time.monotonic() > deadline:
+                raise BrokerError(f"a message was not sent in {RESEND_FOR:g} s: {problem}")
+            if self.connection.is_open:  # refused: a channel refused once may go on refusing
+                print(" [!] The broker refused a message (nack): sending it again")
+                self.close()
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+            self.open()
+            print(" [*] Reconnected to the broker")
 
     def receive(self):
         """Consume until SIGINT or SIGTERM (or stop()), calling callback() per message.

@@ -53,3 +53,24 @@ def pytest_sessionfinish(session, exitstatus):
             f"CI: {len(skipped)} test(s) skipped; a skip fails the run here", red=True
         )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def report(record_property):
+    """report(text): a line for the end of the run's summary, for what a test measured."""
+    return lambda text: record_property("report", text)
+
+
+def pytest_terminal_summary(terminalreporter):
+    lines = [
+        value
+        for reports in terminalreporter.stats.values()
+        for test in reports
+        if getattr(test, "when", None) == "call"
+        for name, value in getattr(test, "user_properties", ())
+        if name == "report"
+    ]
+    if lines:
+        terminalreporter.section("measured")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -1,0 +1,159 @@
+"""The README's cluster section, run for real: workers on a quorum queue, and the node
+that leads the queue killed in the middle.
+
+lose_the_leader() starts tests/cluster.py as a reader does, runs the workers pattern
+on it with QUEUE_TYPE=quorum and every node's URL, kills the queue's leader while the
+producer is half-way, stops the cluster with Ctrl-C, and returns what it saw.
+tests/test_cluster.py checks that; `make readme` writes its transcripts into README.rst.
+"""
+
+import os
+import re
+import signal
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from json import loads
+
+from cluster import READY
+from processes import wait_until
+from throwaway import BOOT_TIMEOUT, Broker
+
+MESSAGES = 200
+KILL_AFTER = 100  # sent and confirmed: the producer is half-way
+DELAY = "0.02"  # seconds of work per task, so the workers are still busy at the kill
+RIDE_THROUGH = 60.0  # seconds for what follows the kill: far more than it takes
+NODE = re.compile(r"^ +node (\d): (\S+) +(amqp://\S+) +management (\S+) .* pid (\d+)$")
+
+
+@dataclass
+class Node:
+    name: str
+    url: str
+    api: Broker
+    pid: int
+
+
+@dataclass
+class Observed:
+    sent: list = field(default_factory=list)  # bodies confirmed, in order
+    received: list = field(default_factory=list)  # bodies received, by any worker
+    leader: int = 0  # the index of the node killed, which led the queue
+    reconnected_after: float = 0.0  # seconds from the kill to the worker's reconnection
+    received_after_reconnecting: int = 0  # by that worker
+    producer_code: int = None
+    command_code: int = None
+    folder: str = ""
+    pids: list = field(default_factory=list)
+    transcripts: dict = field(default_factory=dict)
+
+
+def lose_the_leader(start):
+    """start(path, *args, url=..., env=...) starts a script. Returns an Observed."""
+    seen = Observed()
+    command = start("tests/cluster.py")
+    try:
+        command.wait_for_line(READY, timeout=3 * BOOT_TIMEOUT)
+        nodes = [parse(line) for line in command.stdout if NODE.match(line)]
+        seen.folder = command.stdout[1].rsplit(" in ", 1)[1]
+        seen.pids = [node.pid for node in nodes]
+        run_the_workers(start, nodes, seen)
+    finally:
+        seen.command_code = command.stop(signal.SIGINT, timeout=60)
+    seen.transcripts["cluster-command"] = ["$ python tests/cluster.py", *command.stdout]
+    return seen
+
+
+def parse(line):
+    number, name, url, api_url, pid = NODE.match(line).groups()
+    return Node(name, url, Broker(url, api_url), int(pid))
+
+
+def run_the_workers(start, nodes, seen):
+    env = {"QUEUE_TYPE": "quorum"}
+
+    def from_node(i):  # every node's URL, node i's first: that is where it connects
+        return ",".join(node.url for node in nodes[i:] + nodes[:i])
+
+    workers = [start("workers/consumer.py", "--delay", DELAY, url=from_node(0), env=env)]
+    workers[0].wait_ready()  # it declared the queue: its node leads it, unless 4.x balances
+    seen.leader = leader_of("task_queue", nodes)
+    workers.append(
+        start("workers/consumer.py", "--delay", DELAY, url=from_node(seen.leader or 1), env=env)
+    )
+    workers[1].wait_ready()
+    doomed = workers[0 if seen.leader == 0 else 1]  # the worker on the leader's node
+    producer = start(
+        "workers/producer.py", "-n", str(MESSAGES), url=from_node(seen.leader), env=env
+    )
+    wait_until(lambda: len(producer.sent()) >= KILL_AFTER, "half sent", producer)
+    os.kill(nodes[seen.leader].pid, signal.SIGKILL)
+    killed = time.monotonic()
+    doomed.wait_for_line(" [*] Reconnected to the broker", timeout=RIDE_THROUGH)
+    seen.reconnected_after = time.monotonic() - killed
+    seen.producer_code = producer.wait(RIDE_THROUGH)
+    seen.sent = producer.sent()
+
+    def everything_arrived():
+        return set(seen.sent) <= {body for w in workers for body in w.received()}
+
+    wait_until(everything_arrived, "every sent task received", *workers, timeout=RIDE_THROUGH)
+    for worker in workers:
+        worker.stop(signal.SIGINT)
+    seen.received = [body for worker in workers for body in worker.received()]
+    after = doomed.stdout[doomed.stdout.index(" [*] Reconnected to the broker") :]
+    seen.received_after_reconnecting = sum(line.endswith(" received") for line in after)
+    worker_command = f"$ python workers/consumer.py --delay {DELAY}"
+    seen.transcripts["cluster-producer"] = [
+        f"$ python workers/producer.py -n {MESSAGES}",
+        *excerpt(producer.stdout + producer.stderr),
+    ]
+    others = [w for w in workers if w is not doomed]
+    seen.transcripts["cluster-worker-dead-node"] = [worker_command, *excerpt(doomed.stdout)]
+    seen.transcripts["cluster-worker-other-node"] = [worker_command, *excerpt(others[0].stdout)]
+
+
+def leader_of(queue, nodes):
+    """The index of the node that leads queue, as the management API says."""
+    path = "/api/queues/%2F/" + urllib.parse.quote(queue, safe="")
+    deadline = time.monotonic() + RIDE_THROUGH
+    while True:
+        leader = loads(nodes[0].api.api("GET", path)).get("leader")
+        if leader or time.monotonic() > deadline:
+            return [node.name for node in nodes].index(leader)
+        time.sleep(0.1)  # a poll interval, bounded by the deadline above
+
+
+def excerpt(lines, around=2):
+    """The lines worth showing: the first few, those near a notice (" [*]", " [!]"),
+    and the last two, with "..." for what is left out."""
+    keep = set(range(3)) | set(range(len(lines) - 2, len(lines)))
+    for i, line in enumerate(lines):
+        if line.startswith((" [*] Reconnected", " [!]")):
+            keep |= set(range(i - around, i + around + 1))
+    shown, last = [], -1
+    for i in sorted(k for k in keep if 0 <= k < len(lines)):
+        if i > last + 1:
+            shown.append("...")
+        shown.append(lines[i])
+        last = i
+    return shown
+
+
+# A notice that one run prints and another may not: whether the broker refuses a
+# message depends on when the producer's retry meets the election of a new leader.
+MAY_VARY = {" [!] The broker refused a message (nack): sending it again"}
+NUMBERS = re.compile(r"\d+")
+
+
+def shape(lines):
+    """What every run of the scenario prints alike: its notices (" [*]", " [!]") in order,
+    and the set of its lines, every number (message, time, port, pid) written N."""
+    lines = [
+        NUMBERS.sub("N", re.sub(r"rabbitmq-cluster-\S+", "rabbitmq-cluster-<id>", line))
+        for line in lines
+        if line not in MAY_VARY
+    ]
+    notices = [line for line in lines if line.startswith((" [*]", " [!]"))]
+    in_order = [line for i, line in enumerate(notices) if i == 0 or line != notices[i - 1]]
+    return in_order, sorted(set(lines))

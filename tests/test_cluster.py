@@ -1,0 +1,82 @@
+"""Quorum queues on a three-node cluster: the workers pattern rides through the loss of
+the node that leads its queue, and loses nothing.
+
+One run of node_loss.lose_the_leader() (about 40 s), several checks. Run them alone
+with `make test-cluster`. They need rabbitmq-server on this machine: the cluster is
+three local nodes, started by tests/cluster.py as a reader starts it.
+"""
+
+import os
+
+import pytest
+from node_loss import KILL_AFTER, MESSAGES, lose_the_leader, shape
+from processes import Script
+from readme import README
+from throwaway import SERVER
+from transcripts import shown
+
+pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
+RECONNECT_WITHIN = 10.0  # seconds; it takes well under one when the node's process dies
+
+
+@pytest.fixture(scope="module")
+def run():
+    if not os.path.exists(SERVER):
+        pytest.skip("rabbitmq-server is not installed: the cluster is three local nodes of it")
+    scripts = []
+
+    def start(path, *args, url="amqp://127.0.0.1", env=None):
+        scripts.append(Script(path, *args, url=url, env=env))
+        return scripts[-1]
+
+    try:
+        yield lose_the_leader(start)
+    finally:
+        for script in scripts:
+            script.kill()
+
+
+def test_every_confirmed_task_is_done_at_least_once(run, report):
+    assert run.producer_code == 0, run.transcripts["cluster-producer"]
+    assert sorted(run.sent, key=lambda body: int(body.split()[0])) == run.sent
+    assert len(set(run.sent)) == MESSAGES  # the producer rode through, and confirmed them all
+    assert set(run.sent) - set(run.received) == set()
+    twice = len(run.received) - len(set(run.received))
+    report(
+        f"cluster: {MESSAGES} tasks on a quorum queue, its leader killed after {KILL_AFTER} "
+        f"were sent: all done, {twice} of them twice"
+    )
+
+
+def test_the_worker_on_the_dead_node_goes_on_from_another(run, report):
+    assert run.reconnected_after < RECONNECT_WITHIN
+    assert run.received_after_reconnecting > 0
+    report(f"cluster: the worker on the killed node reconnected in {run.reconnected_after:.2f} s")
+
+
+def test_the_cluster_stops_cleanly_and_leaves_nothing_behind(run):
+    assert run.command_code == 0
+    assert run.transcripts["cluster-command"][-1] == " [*] Cluster stopped and removed"
+    assert not os.path.exists(run.folder)
+    assert [pid for pid in run.pids if os.path.exists(f"/proc/{pid}")] == []
+    assert processes_naming(run.folder) == []
+
+
+def processes_naming(folder):
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if folder.encode() in f.read():
+                    found.append(pid)
+        except OSError:  # it ended meanwhile
+            pass
+    return found
+
+
+def test_the_readme_shows_what_such_a_run_prints(run):
+    in_readme = shown(README.read_text())
+    names = {name for name in in_readme if name.startswith("cluster-")}
+    assert names == set(run.transcripts)
+    for name in names:
+        assert shape(in_readme[name]) == shape(run.transcripts[name]), name
