@@ -147,6 +147,11 @@ def run(main, consumer=False):
 def hint(reply_text):
     if reply_text.startswith("PRECONDITION_FAILED") and "for queue" in reply_text:
         name = reply_text.split("for queue '", 1)[-1].split("'", 1)[0]
+        if "'x-queue-type'" in reply_text:
+            return (
+                f" (the queue {name!r} exists with another type: run with the QUEUE_TYPE it "
+                f"was declared with, or delete it with `rabbitmqctl delete_queue {name}`)"
+            )
         return (
             f" (the queue {name!r} already exists with other settings: delete it with "
             f"`rabbitmqctl delete_queue {name}` and run again)"

@@ -9,6 +9,7 @@ tests/test_cluster.py checks that; `make readme` writes its transcripts into REA
 
 import os
 import re
+import shlex
 import signal
 import time
 import urllib.parse
@@ -16,12 +17,12 @@ from dataclasses import dataclass, field
 from json import loads
 
 from cluster import READY
-from processes import wait_until
+from processes import Script, wait_until
 from throwaway import BOOT_TIMEOUT, Broker
 
 MESSAGES = 200
 KILL_AFTER = 100  # sent and confirmed: the producer is half-way
-DELAY = "0.02"  # seconds of work per task, so the workers are still busy at the kill
+DELAY = "0.1"  # seconds of work per task: the workers are mid-task at the kill, and busy after
 RIDE_THROUGH = 60.0  # seconds for what follows the kill: far more than it takes
 NODE = re.compile(r"^ +node (\d): (\S+) +(amqp://\S+) +management (\S+) .* pid (\d+)$")
 
@@ -48,8 +49,14 @@ class Observed:
     transcripts: dict = field(default_factory=dict)
 
 
-def lose_the_leader(start):
-    """start(path, *args, url=..., env=...) starts a script. Returns an Observed."""
+def lose_the_leader():
+    """Run the scenario; return an Observed. Every script it started ends with it."""
+    scripts = []
+
+    def start(path, *args, url="amqp://127.0.0.1", env=None):
+        scripts.append(Script(path, *args, url=url, env=env))
+        return scripts[-1]
+
     seen = Observed()
     command = start("tests/cluster.py")
     try:
@@ -60,6 +67,8 @@ def lose_the_leader(start):
         run_the_workers(start, nodes, seen)
     finally:
         seen.command_code = command.stop(signal.SIGINT, timeout=60)
+        for script in scripts:
+            script.kill()
     seen.transcripts["cluster-command"] = ["$ python tests/cluster.py", *command.stdout]
     return seen
 
@@ -70,22 +79,19 @@ def parse(line):
 
 
 def run_the_workers(start, nodes, seen):
-    env = {"QUEUE_TYPE": "quorum"}
+    """Everything between the cluster's start and its stop, as the README tells it."""
+    exported = ",".join(node.url for node in nodes)  # AMQP_URL, as cluster.py says to set it
 
-    def from_node(i):  # every node's URL, node i's first: that is where it connects
-        return ",".join(node.url for node in nodes[i:] + nodes[:i])
+    def start_on(i, path, *args):  # connected to node i: its URL first, the others after
+        first = [] if i == 0 else ["--url", ",".join(n.url for n in nodes[i:] + nodes[:i])]
+        return start(path, *args, *first, url=exported, env={"QUEUE_TYPE": "quorum"})
 
-    workers = [start("workers/consumer.py", "--delay", DELAY, url=from_node(0), env=env)]
-    workers[0].wait_ready()  # it declared the queue: its node leads it, unless 4.x balances
-    seen.leader = leader_of("task_queue", nodes)
-    workers.append(
-        start("workers/consumer.py", "--delay", DELAY, url=from_node(seen.leader or 1), env=env)
-    )
+    workers = [start_on(0, "workers/consumer.py", "--delay", DELAY).wait_ready()]
+    seen.leader = leader_of("task_queue", nodes)  # where it was declared, unless 4.x balances
+    workers.append(start_on(seen.leader or 1, "workers/consumer.py", "--delay", DELAY))
     workers[1].wait_ready()
     doomed = workers[0 if seen.leader == 0 else 1]  # the worker on the leader's node
-    producer = start(
-        "workers/producer.py", "-n", str(MESSAGES), url=from_node(seen.leader), env=env
-    )
+    producer = start_on(seen.leader, "workers/producer.py", "-n", str(MESSAGES))
     wait_until(lambda: len(producer.sent()) >= KILL_AFTER, "half sent", producer)
     os.kill(nodes[seen.leader].pid, signal.SIGKILL)
     killed = time.monotonic()
@@ -103,14 +109,14 @@ def run_the_workers(start, nodes, seen):
     seen.received = [body for worker in workers for body in worker.received()]
     after = doomed.stdout[doomed.stdout.index(" [*] Reconnected to the broker") :]
     seen.received_after_reconnecting = sum(line.endswith(" received") for line in after)
-    worker_command = f"$ python workers/consumer.py --delay {DELAY}"
-    seen.transcripts["cluster-producer"] = [
-        f"$ python workers/producer.py -n {MESSAGES}",
-        *excerpt(producer.stdout + producer.stderr),
-    ]
-    others = [w for w in workers if w is not doomed]
-    seen.transcripts["cluster-worker-dead-node"] = [worker_command, *excerpt(doomed.stdout)]
-    seen.transcripts["cluster-worker-other-node"] = [worker_command, *excerpt(others[0].stdout)]
+    other = workers[1] if doomed is workers[0] else workers[0]
+    for name, script in [
+        ("cluster-worker-dead-node", doomed),
+        ("cluster-worker-other-node", other),
+        ("cluster-producer", producer),
+    ]:
+        shown = shlex.join(["python", *script.command[1:]])
+        seen.transcripts[name] = [f"$ {shown}", *excerpt(script.stdout + script.stderr)]
 
 
 def leader_of(queue, nodes):

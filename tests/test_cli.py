@@ -186,6 +186,18 @@ def test_a_queue_declared_with_other_settings_names_the_queue_and_the_fix(amqp_u
     )
 
 
+def test_a_queue_of_another_type_says_which_queue_type_to_run_with(amqp_url):
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    quorum = {"x-queue-type": "quorum"}
+    connection.channel().queue_declare("task_queue", durable=True, arguments=quorum)
+    connection.close()
+    classic = run("workers/producer.py", url=amqp_url)
+    assert_one_error_line(classic, "'x-queue-type'", "run with the QUEUE_TYPE")
+    assert run("workers/producer.py", url=amqp_url, env={"QUEUE_TYPE": "quorum"}).wait() == 0
+
+
 def test_a_host_name_that_cannot_be_one_is_one_error_line():
     """A label over 63 characters: refused before any look-up leaves the machine."""
     process = run("basic/producer.py", url=f"amqp://guest:{PASSWORD}@{'a' * 64}/")

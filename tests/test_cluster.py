@@ -10,7 +10,6 @@ import os
 
 import pytest
 from node_loss import KILL_AFTER, MESSAGES, lose_the_leader, shape
-from processes import Script
 from readme import README
 from throwaway import SERVER
 from transcripts import shown
@@ -23,17 +22,7 @@ RECONNECT_WITHIN = 10.0  # seconds; it takes well under one when the node's proc
 def run():
     if not os.path.exists(SERVER):
         pytest.skip("rabbitmq-server is not installed: the cluster is three local nodes of it")
-    scripts = []
-
-    def start(path, *args, url="amqp://127.0.0.1", env=None):
-        scripts.append(Script(path, *args, url=url, env=env))
-        return scripts[-1]
-
-    try:
-        yield lose_the_leader(start)
-    finally:
-        for script in scripts:
-            script.kill()
+    return lose_the_leader()
 
 
 def test_every_confirmed_task_is_done_at_least_once(run, report):

@@ -237,4 +237,12 @@ def record(readme):
             transcripts.update(recorder.transcripts)
     finally:
         broker.stop()
+    transcripts.update(record_cluster())
     readme.write_text(with_transcripts(readme.read_text(), transcripts))
+
+
+def record_cluster():
+    """The cluster section's transcripts, from a run of tests/node_loss.py."""
+    from node_loss import lose_the_leader
+
+    return lose_the_leader().transcripts
