@@ -219,6 +219,8 @@ class Queue:
                 return False
             except NackError:
                 problem = "the broker refused it (nack): does a majority of its nodes run?"
+            except pika.exceptions.ConnectionBlockedTimeout:
+                raise  # the broker is short of memory or disk: another try would block too
             except pika.exceptions.AMQPError:
                 if self.connection.is_open:  # not a lost connection: for the caller to see
                     raise

@@ -14,11 +14,13 @@ from readme import README
 from throwaway import SERVER
 from transcripts import shown
 
-pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
+pytestmark = pytest.mark.cluster
 RECONNECT_WITHIN = 10.0  # seconds; it takes well under one when the node's process dies
 
 
-@pytest.fixture(scope="module")
+# One run for all these tests: `make test` gives each test file to one xdist worker
+# (--dist loadfile), so this starts one cluster in all.
+@pytest.fixture(scope="session")
 def run():
     if not os.path.exists(SERVER):
         pytest.skip("rabbitmq-server is not installed: the cluster is three local nodes of it")
