@@ -31,6 +31,8 @@ from json import dumps
 import certificates
 import pika
 
+from common.broker import connect
+
 IMAGE = "rabbitmq:4.2-management"
 # Not /usr/sbin's wrappers: they switch to the rabbitmq user, whose home is not ours.
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
@@ -351,9 +353,9 @@ def start_broker():
 
 
 def answers(url):
-    """Whether a broker accepts an AMQP connection at url."""
+    """Whether a broker accepts an AMQP connection at url (at one of them, given several)."""
     try:
-        pika.BlockingConnection(pika.URLParameters(url)).close()
+        connect(url).close()
         return True
     except Exception:  # any reason it does not answer: a throwaway one is started instead
         return False
