@@ -53,7 +53,10 @@ def without_password(url):
     """The URL as it is safe to print: user, host, port and virtual host, no password.
     Several URLs separated by commas: each so."""
     if "," in url:
-        return ", ".join(map(without_password, broker_urls(url)))
+        urls = broker_urls(url)
+        if not all("://" in one for one in urls):  # a comma inside a password, say
+            return "(the URL)"
+        return ", ".join(map(without_password, urls))
     try:
         parts = urlsplit(url)
     except ValueError:  # beyond repair: show none of it
@@ -82,41 +85,50 @@ def connect(url, retry_for=0.0):
     """Open a connection to the broker at url, or raise BrokerError saying what to check.
 
     url may list several brokers, the nodes of one cluster, separated by commas:
-    the first that answers is used. While none answers, try them all again with
-    growing pauses for up to retry_for seconds. A refused login or virtual host
-    is final at once: the nodes of a cluster share their users.
+    the first that answers is used. While none answers, try them all again, in
+    order, with growing pauses for up to retry_for seconds. A refused login or
+    virtual host is final at once (the nodes of a cluster share their users), and
+    so, for its URL only, is a failed TLS handshake or a host name that cannot be.
     """
     urls = broker_urls(url)
     if not urls:
         raise BrokerError("no broker URL given")
-    where = without_password(url)
+    reasons = {}  # url -> why it failed, the last time it was tried
     deadline, pause = time.monotonic() + retry_for, 0.5
     while True:
         for one in urls:
             try:
                 return pika.BlockingConnection(connect_parameters(one))
-            except FINAL as error:
-                raise BrokerError(
-                    f"cannot connect to {without_password(one)}: {reason(error, one)}"
-                ) from None
+            except LOGIN_REFUSED as error:
+                reasons = {one: reason(error, one)}
+                urls = []
+                break
+            except (ssl.SSLError, UnicodeError) as error:  # before OSError: SSLError is one
+                reasons[one] = reason(error, one)
+                urls = [other for other in urls if other != one]  # no use trying it again
             except (AMQPConnectionError, OSError, AMQPConnectorException) as error:
-                last = error  # this one does not answer: the next may
+                reasons[one] = reason(error, one)  # this one does not answer: the next may
         left = deadline - time.monotonic()
-        if left <= 0:
-            raise BrokerError(f"cannot connect to {where}: {reason(last, one)}")
+        if not urls or left <= 0:
+            raise BrokerError(f"cannot connect to {failures(reasons)}")
         if pause == 0.5:
+            where = without_password(",".join(urls))
             print(f" [!] No broker answers at {where} yet: trying for {retry_for:g} s")
         time.sleep(min(pause, left))
         pause = min(pause * 2, 5.0)
 
 
-# Connection errors that another try, or another node, would not mend.
-FINAL = (
+LOGIN_REFUSED = (
     pika.exceptions.ProbableAuthenticationError,
     pika.exceptions.ProbableAccessDeniedError,
-    ssl.SSLError,
-    UnicodeError,
 )
+
+
+def failures(reasons):
+    """url -> reason, in words: the reason once if every URL failed alike."""
+    if len(set(reasons.values())) == 1:
+        return f"{without_password(','.join(reasons))}: {next(iter(reasons.values()))}"
+    return "; ".join(f"{without_password(url)}: {why}" for url, why in reasons.items())
 
 
 def reason(error, url):
@@ -164,7 +176,10 @@ class Queue:
         self.queue_name = queue
         self.queue_type = queue_type or os.environ.get("QUEUE_TYPE") or "classic"
         if self.queue_type not in QUEUE_TYPES:
-            raise BrokerError(f"queue type {self.queue_type!r}: expected classic or quorum")
+            raise BrokerError(
+                f"queue type {self.queue_type!r} (from QUEUE_TYPE, or queue_type=): "
+                "expected classic or quorum"
+            )
         self.prefetch = prefetch
         self.retry_for = retry_for
         self.stopping = threading.Event()  # set by stop(), or by SIGINT/SIGTERM in receive()
@@ -196,15 +211,22 @@ class Queue:
 
         Until its confirm comes, the message is not sent: if the connection is
         lost first, connect again (to another node of a cluster, given several
-        URLs) and publish it again; if the broker answers with a nack (a quorum
-        queue does while it elects a new leader), publish it again after a
-        pause. So a message may arrive twice, but it is never lost. After
-        RESEND_FOR seconds of trying, BrokerError.
+        URLs) and publish it again; if the broker refuses it (a nack: a quorum
+        queue does so while it elects a new leader), publish it again, on a fresh
+        connection, after a pause. So a message may arrive twice, but it is never
+        lost. After RESEND_FOR seconds of this, BrokerError. The wait for one
+        confirm has no limit: a quorum queue that has lost its majority holds the
+        message, neither confirmed nor refused, until the majority is back.
         """
         routing_key = self.queue if routing_key is None else routing_key
-        deadline, pause = time.monotonic() + RESEND_FOR, 0.1
+        deadline, pause, lost = time.monotonic() + RESEND_FOR, 0.1, False
         while True:
             try:
+                if not self.connection.is_open:  # lost, or closed after a nack
+                    self.open()
+                    if lost:
+                        print(" [*] Reconnected to the broker")
+                        lost = False
                 self.channel.basic_publish(
                     exchange, routing_key, body.encode(), properties, mandatory=True
                 )
@@ -218,22 +240,20 @@ class Queue:
                 )
                 return False
             except NackError:
-                problem = "the broker refused it (nack): does a majority of its nodes run?"
+                problem = "the broker refused it (nack)"
+                print(" [!] The broker refused a message (nack): sending it again")
+                self.close()  # a channel refused once may go on refusing: start afresh
             except pika.exceptions.ConnectionBlockedTimeout:
                 raise  # the broker is short of memory or disk: another try would block too
-            except pika.exceptions.AMQPError:
+            except (pika.exceptions.AMQPError, BrokerError) as error:
                 if self.connection.is_open:  # not a lost connection: for the caller to see
                     raise
-                problem = "the connection to the broker was lost"
+                lost = True
+                problem = str(error) if isinstance(error, BrokerError) else "connection lost"
             if time.monotonic() > deadline:
                 raise BrokerError(f"a message was not sent in {RESEND_FOR:g} s: {problem}")
-            if self.connection.is_open:  # refused: a channel refused once may go on refusing
-                print(" [!] The broker refused a message (nack): sending it again")
-                self.close()
             time.sleep(pause)
             pause = min(pause * 2, 2.0)
-            self.open()
-            print(" [*] Reconnected to the broker")
 
     def receive(self):
         """Consume until SIGINT or SIGTERM (or stop()), calling callback() per message.

@@ -10,6 +10,7 @@ broker has confirmed them all: as safe, and as fast as not confirming.
 import collections
 
 import pika
+from pika.exceptions import ProbableAccessDeniedError, ProbableAuthenticationError
 
 from common.broker import (
     PERSISTENT_TEXT,
@@ -26,6 +27,9 @@ def publish_many(url, routing_key, bodies, *, exchange="", window=1000, batch=Fa
     Streamed (the default), each confirm lets another message go; batch=True
     sends `window` messages and waits for all their confirms before the next
     batch, the other strategy of RabbitMQ's publisher-confirms guide.
+
+    url may name several brokers, separated by commas (the nodes of a cluster): the
+    first that answers is used, and timeout counts for each one tried.
 
     Returns how many the broker confirmed: all of them. Raises BrokerError if the
     broker refused (nacked) or could not route any of them, or if the confirms
@@ -83,10 +87,12 @@ def publish_many(url, routing_key, bodies, *, exchange="", window=1000, batch=Fa
             connection.close()
 
     def on_failed(failed, error):
+        nonlocal refused  # the nodes of a cluster share their users: no use trying another
+        refused = isinstance(error, (ProbableAuthenticationError, ProbableAccessDeniedError))
         state["error"] = f"cannot connect to {without_password(url)}: {error!r}"
         failed.ioloop.stop()
 
-    channel = None
+    channel, refused = None, False
     if not bodies:
         return 0
     for one in broker_urls(url):  # several: the nodes of a cluster, the first that answers
@@ -100,13 +106,15 @@ def publish_many(url, routing_key, bodies, *, exchange="", window=1000, batch=Fa
         timer = connection.ioloop.call_later(timeout, give_up)
         connection.ioloop.start()
         connection.ioloop.remove_timeout(timer)
-        if channel is not None:  # it answered: done, well or not
+        if channel is not None or refused:  # it answered (done, well or not), or said no
             break
     if state["error"]:
         raise BrokerError(state["error"])
     if state["nacked"] or state["returned"]:
-        raise BrokerError(
-            f"of {len(bodies)} messages the broker refused {state['nacked']} and could "
-            f"route no queue for {state['returned']} (routing key {routing_key!r})"
-        )
+        problems = []
+        if state["nacked"]:
+            problems.append(f"the broker refused {state['nacked']} (nack)")
+        if state["returned"]:
+            problems.append(f"no queue took {state['returned']} (routing key {routing_key!r})")
+        raise BrokerError(f"of {len(bodies)} messages, {' and '.join(problems)}")
     return state["acked"]

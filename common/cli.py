@@ -34,7 +34,8 @@ def amqp_url(text):
     except Exception:  # pika raises several kinds for a bad query string
         # The URL itself is not shown: a malformed one may show its password anywhere.
         raise argparse.ArgumentTypeError(
-            "not a broker URL (expected amqp://user:password@host:5672/vhost or amqps://...)"
+            "not a broker URL (expected amqp://user:password@host:5672/vhost or amqps://..., "
+            "several separated by commas; a comma in a password is written %2C)"
         ) from None
     return text
 
@@ -81,15 +82,20 @@ class MoreUrls(argparse.Action):
     """--url given again adds a URL (another node of a cluster) instead of replacing it."""
 
     def __call__(self, parser, namespace, url, option_string=None):
-        given = getattr(namespace, self.dest)
-        setattr(namespace, self.dest, url if given is self.default else f"{given},{url}")
+        if getattr(namespace, "url_given", False):  # not the first: add it
+            url = f"{getattr(namespace, self.dest)},{url}"
+        setattr(namespace, self.dest, url)
+        namespace.url_given = True
 
 
 def parser(doc, consumer=False):
     """An argument parser whose help is the script's docstring, with --url already added,
     and for a consumer --retry."""
     result = argparse.ArgumentParser(
-        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="QUEUE_TYPE=quorum in the environment makes named queues quorum queues, "
+        "replicated on the nodes of a cluster (see the README).",
     )
     result.add_argument(
         "--url",

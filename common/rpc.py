@@ -34,9 +34,13 @@ class RpcClient(Queue):
     """Sends requests to the server's queue and waits, without spinning, for their replies."""
 
     def __init__(self, url, queue, *, timeout=5.0):
-        super().__init__(url, queue)  # declared here too, so either side may start first
         self.timeout = timeout
         self.replies = {}  # correlation id -> reply, for each call under way (None: no reply yet)
+        super().__init__(url, queue)  # declared here too, so either side may start first
+
+    def open(self):
+        super().open()
+        # On every new channel, after a reconnection too: replies come to this consumer.
         self.channel.basic_consume(REPLY_TO, self.on_reply, auto_ack=True)  # no-ack: required
 
     def request(self, body):

@@ -6,7 +6,8 @@ Observe:  three throwaway nodes start on this machine, each with its own name,
           printed. Kill a node's pid to see the cluster ride through its loss.
           Ctrl-C stops every node and removes the folders.
 
-The tests start the cluster with this command, as a reader does (tests/test_cluster.py).
+Linux only, with RabbitMQ's Debian or Ubuntu package (rabbitmq-server) installed.
+The tests start the cluster with this command, as a reader does (tests/node_loss.py).
 """
 
 import argparse
@@ -17,17 +18,27 @@ import signal
 import sys
 import tempfile
 import time
+from json import loads
 
-from throwaway import SERVER, BrokerUnavailable, LocalNode
+from throwaway import BOOT_TIMEOUT, CTL, SERVER, BrokerUnavailable, LocalNode
 
 READY = " [*] To stop the cluster and remove it press CTRL+C"
+STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, kill, a closed terminal
 
 
 class Cluster:
     """Nodes with a shared Erlang cookie; the first starts alone, the others join it."""
 
     def __init__(self, size=3):
+        self.nodes = []
         self.folder = tempfile.mkdtemp(prefix=f"rabbitmq-cluster-{os.getpid()}-")
+        try:
+            self.start(size)
+        except BaseException:
+            self.stop()
+            raise
+
+    def start(self, size):
         cookie = os.path.join(self.folder, ".erlang.cookie")  # the nodes' HOME: all share it
         with open(cookie, "w") as f:
             f.write(secrets.token_hex(20))
@@ -39,18 +50,26 @@ class Cluster:
             "cluster_formation.peer_discovery_backend = classic_config\n"
             f"cluster_formation.classic_config.nodes.1 = {names[0]}\n"
         )
-        self.nodes = []
-        try:
-            for i, name in enumerate(names):
-                folder = os.path.join(self.folder, f"node{i + 1}")
-                self.nodes.append(LocalNode(folder, name, self.folder, config, wait=False))
-                if i == 0:
-                    self.nodes[0].wait_started()
-            for node in self.nodes[1:]:
-                node.wait_started()
-        except BaseException:
-            self.stop()
-            raise
+        for i, name in enumerate(names):
+            folder = os.path.join(self.folder, f"node{i + 1}")
+            self.nodes.append(LocalNode(folder, name, self.folder, config, wait=False, tls=False))
+            if i == 0:
+                self.nodes[0].wait_started()
+        for node in self.nodes[1:]:
+            node.wait_started()
+        self.wait_until_joined(names)
+
+    def wait_until_joined(self, names):
+        """Peer discovery that fails starts a node on its own, silently: check."""
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while True:
+            members = loads(self.nodes[0].api("GET", "/api/nodes"))
+            running = {member["name"] for member in members if member["running"]}
+            if running >= set(names):
+                return
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"the nodes did not join: node 1 sees only {running}")
+            time.sleep(0.2)  # a poll interval, bounded by the deadline above
 
     def stop(self):
         for node in self.nodes:
@@ -63,6 +82,12 @@ def plain_url(node):
     return f"amqp://127.0.0.1:{node.amqp_port}"
 
 
+def stop_once(signum, frame):
+    for stop in STOPS:  # a second Ctrl-C must not cut the clean-up short
+        signal.signal(stop, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main(argv=None):
     options = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -71,10 +96,11 @@ def main(argv=None):
     args = options.parse_args(argv)
     if not os.path.exists(SERVER):
         sys.exit(
-            "error: rabbitmq-server is not installed (Debian: apt-get install rabbitmq-server)"
+            f"error: no {SERVER}: install RabbitMQ's package (apt-get install rabbitmq-server)"
         )
     sys.stdout.reconfigure(line_buffering=True)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as Ctrl-C does
+    for stop in STOPS:
+        signal.signal(stop, stop_once)
     print(f" [*] Starting {args.nodes} RabbitMQ nodes, which join into one cluster")
     cluster = None
     try:
@@ -88,22 +114,26 @@ def main(argv=None):
         print(" [*] In the terminals where you run the patterns:")
         print(f"     export AMQP_URL={','.join(plain_url(node) for node in cluster.nodes)}")
         print("     export QUEUE_TYPE=quorum")
+        cookie = os.path.join(cluster.folder, ".erlang.cookie")
+        print(" [*] rabbitmqctl on node 1 (the system's own rabbitmqctl reaches another node):")
+        print(
+            f'     {CTL} --erlang-cookie "$(cat {cookie})" -n {cluster.nodes[0].node} '
+            "list_queues name type leader"
+        )
         print(" [*] To make a node die: kill -9 PID")
         print(READY)
         running = list(cluster.nodes)
         while running:
-            for node in running:
-                if node.process.poll() is not None:
-                    i = cluster.nodes.index(node) + 1
-                    print(f" [!] node {i} ({node.node}) stopped")
-                    running.remove(node)
+            for node in [node for node in running if node.process.poll() is not None]:
+                print(f" [!] node {cluster.nodes.index(node) + 1} ({node.node}) stopped")
+                running.remove(node)
             time.sleep(0.5)  # a poll interval: this loop only reports, until Ctrl-C
     except BrokerUnavailable as error:
-        sys.exit(f"error: a node did not start: {error}")
+        sys.exit(f"error: the cluster did not start: {error}")
     except KeyboardInterrupt:
         pass
     finally:
-        for stop in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C: let the cleanup finish
+        for stop in STOPS:  # the clean-up runs to its end
             signal.signal(stop, signal.SIG_IGN)
         if cluster:
             cluster.stop()

@@ -3,8 +3,9 @@ that leads the queue killed in the middle.
 
 lose_the_leader() starts tests/cluster.py as a reader does, runs the workers pattern
 on it with QUEUE_TYPE=quorum and every node's URL, kills the queue's leader while the
-producer is half-way, stops the cluster with Ctrl-C, and returns what it saw.
-tests/test_cluster.py checks that; `make readme` writes its transcripts into README.rst.
+producer is half-way, then a second node (no majority left), stops the cluster with
+Ctrl-C, and returns what it saw. tests/test_cluster.py checks that; `make readme`
+writes its transcripts into README.rst.
 """
 
 import os
@@ -12,7 +13,9 @@ import re
 import shlex
 import signal
 import time
+import urllib.error
 import urllib.parse
+from collections import Counter
 from dataclasses import dataclass, field
 from json import loads
 
@@ -20,11 +23,16 @@ from cluster import READY
 from processes import Script, wait_until
 from throwaway import BOOT_TIMEOUT, Broker
 
+from common import BrokerError, Queue
+from common.bulk import publish_many
+
 MESSAGES = 200
 KILL_AFTER = 100  # sent and confirmed: the producer is half-way
 DELAY = "0.1"  # seconds of work per task: the workers are mid-task at the kill, and busy after
 RIDE_THROUGH = 60.0  # seconds for what follows the kill: far more than it takes
+NO_MAJORITY_WAIT = 10.0  # seconds publish_many() may wait for the broker's answer
 NODE = re.compile(r"^ +node (\d): (\S+) +(amqp://\S+) +management (\S+) .* pid (\d+)$")
+RECONNECTED = " [*] Reconnected to the broker"
 
 
 @dataclass
@@ -42,15 +50,23 @@ class Observed:
     leader: int = 0  # the index of the node killed, which led the queue
     reconnected_after: float = 0.0  # seconds from the kill to the worker's reconnection
     received_after_reconnecting: int = 0  # by that worker
-    producer_code: int = None
-    command_code: int = None
+    producer_code: int | None = None
+    producer_reconnected: bool = False
+    worker_codes: list = field(default_factory=list)  # after Ctrl-C
+    left_in_queue: int | None = None  # once the workers stopped: unacked ones come back
+    without_majority: str = ""  # what publish_many() said with two nodes of three dead
+    command_code: int | None = None
     folder: str = ""
     pids: list = field(default_factory=list)
     transcripts: dict = field(default_factory=dict)
 
+    def done_twice(self):
+        """How many tasks were received more than once."""
+        return sum(1 for times in Counter(self.received).values() if times > 1)
+
 
 def lose_the_leader():
-    """Run the scenario; return an Observed. Every script it started ends with it."""
+    """Run the scenario; return an Observed. Every process it started ends with it."""
     scripts = []
 
     def start(path, *args, url="amqp://127.0.0.1", env=None):
@@ -66,9 +82,12 @@ def lose_the_leader():
         seen.pids = [node.pid for node in nodes]
         run_the_workers(start, nodes, seen)
     finally:
-        seen.command_code = command.stop(signal.SIGINT, timeout=60)
-        for script in scripts:
-            script.kill()
+        try:
+            for script in scripts[1:]:  # whatever still runs if the scenario failed
+                script.kill()
+            seen.command_code = command.stop(signal.SIGINT, timeout=60)
+        finally:
+            command.kill()  # if even Ctrl-C did not stop it: its nodes die with it
     seen.transcripts["cluster-command"] = ["$ python tests/cluster.py", *command.stdout]
     return seen
 
@@ -82,9 +101,12 @@ def run_the_workers(start, nodes, seen):
     """Everything between the cluster's start and its stop, as the README tells it."""
     exported = ",".join(node.url for node in nodes)  # AMQP_URL, as cluster.py says to set it
 
-    def start_on(i, path, *args):  # connected to node i: its URL first, the others after
-        first = [] if i == 0 else ["--url", ",".join(n.url for n in nodes[i:] + nodes[:i])]
-        return start(path, *args, *first, url=exported, env={"QUEUE_TYPE": "quorum"})
+    def from_node(i):  # every node's URL, node i's first: a script connects there
+        return ",".join(node.url for node in nodes[i:] + nodes[:i])
+
+    def start_on(i, path, *args):
+        on_node = [] if i == 0 else ["--url", from_node(i)]
+        return start(path, *args, *on_node, url=exported, env={"QUEUE_TYPE": "quorum"})
 
     workers = [start_on(0, "workers/consumer.py", "--delay", DELAY).wait_ready()]
     seen.leader = leader_of("task_queue", nodes)  # where it was declared, unless 4.x balances
@@ -95,20 +117,30 @@ def run_the_workers(start, nodes, seen):
     wait_until(lambda: len(producer.sent()) >= KILL_AFTER, "half sent", producer)
     os.kill(nodes[seen.leader].pid, signal.SIGKILL)
     killed = time.monotonic()
-    doomed.wait_for_line(" [*] Reconnected to the broker", timeout=RIDE_THROUGH)
+    doomed.wait_for_line(RECONNECTED, timeout=RIDE_THROUGH)
     seen.reconnected_after = time.monotonic() - killed
     seen.producer_code = producer.wait(RIDE_THROUGH)
+    seen.producer_reconnected = RECONNECTED in producer.stdout
     seen.sent = producer.sent()
 
     def everything_arrived():
         return set(seen.sent) <= {body for w in workers for body in w.received()}
 
     wait_until(everything_arrived, "every sent task received", *workers, timeout=RIDE_THROUGH)
-    for worker in workers:
-        worker.stop(signal.SIGINT)
+    seen.worker_codes = [worker.stop(signal.SIGINT) for worker in workers]
     seen.received = [body for worker in workers for body in worker.received()]
-    after = doomed.stdout[doomed.stdout.index(" [*] Reconnected to the broker") :]
+    after = doomed.stdout[doomed.stdout.index(RECONNECTED) :]
     seen.received_after_reconnecting = sum(line.endswith(" received") for line in after)
+    alive = [i for i in range(len(nodes)) if i != seen.leader]
+    with Queue(from_node(alive[0]), None) as observer:
+        declared = observer.channel.queue_declare("task_queue", passive=True)
+        seen.left_in_queue = declared.method.message_count
+    os.kill(nodes[alive[0]].pid, signal.SIGKILL)  # one node of three left: no majority
+    try:
+        publish_many(from_node(alive[1]), "task_queue", ["x"], timeout=NO_MAJORITY_WAIT)
+        seen.without_majority = "confirmed"
+    except BrokerError as error:
+        seen.without_majority = str(error)
     other = workers[1] if doomed is workers[0] else workers[0]
     for name, script in [
         ("cluster-worker-dead-node", doomed),
@@ -124,18 +156,21 @@ def leader_of(queue, nodes):
     path = "/api/queues/%2F/" + urllib.parse.quote(queue, safe="")
     deadline = time.monotonic() + RIDE_THROUGH
     while True:
-        leader = loads(nodes[0].api.api("GET", path)).get("leader")
-        if leader or time.monotonic() > deadline:
+        try:
+            leader = loads(nodes[0].api.api("GET", path)).get("leader")
             return [node.name for node in nodes].index(leader)
+        except (urllib.error.HTTPError, ValueError):  # not listed yet, or no leader yet
+            if time.monotonic() > deadline:
+                raise
         time.sleep(0.1)  # a poll interval, bounded by the deadline above
 
 
 def excerpt(lines, around=2):
-    """The lines worth showing: the first few, those near a notice (" [*]", " [!]"),
-    and the last two, with "..." for what is left out."""
+    """The lines worth showing: the first few, those near a notice (" [*] Reconnected",
+    " [!]"), and the last two, with "..." for what is left out."""
     keep = set(range(3)) | set(range(len(lines) - 2, len(lines)))
     for i, line in enumerate(lines):
-        if line.startswith((" [*] Reconnected", " [!]")):
+        if line.startswith((RECONNECTED, " [!]")):
             keep |= set(range(i - around, i + around + 1))
     shown, last = [], -1
     for i in sorted(k for k in keep if 0 <= k < len(lines)):

@@ -140,6 +140,23 @@ def test_no_broker_at_any_of_several_urls_names_them_all_without_the_password():
     assert_one_error_line(process, *(f"127.0.0.1:{port}" for port in ports))
 
 
+def test_url_given_twice_keeps_both_even_when_the_first_is_the_default(monkeypatch):
+    from common.cli import DEFAULT_URL, parser
+
+    monkeypatch.delenv("AMQP_URL", raising=False)
+    options = parser("doc")
+    assert options.parse_args([]).url == DEFAULT_URL
+    twice = options.parse_args(["--url", DEFAULT_URL, "--url", "amqp://other"])
+    assert twice.url == f"{DEFAULT_URL},amqp://other"
+
+
+def test_a_comma_in_a_password_never_shows_it():
+    from common.broker import without_password
+
+    assert PASSWORD not in without_password(f"amqp://guest:{PASSWORD[:4]},{PASSWORD}@host/")
+    assert without_password("amqp://u:p@h1/,amqps://v:q@h2/") == "amqp://u@h1/, amqps://v@h2/"
+
+
 def test_with_several_urls_the_first_broker_that_answers_is_used(amqp_url):
     nobody = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
     producer = run("basic/producer.py", "-n", "3", "--url", nobody, "--url", amqp_url, url=UNUSED)

@@ -167,3 +167,15 @@ def test_an_error_reply_is_printed_as_an_error_and_exits_1(start, amqp_url):
         client = start("rpc/producer.py", "6")
         assert client.wait() == 1, client.describe()
     assert client.stderr == ["error: fib(6): the server refused: out of order"]
+
+
+def test_a_client_that_lost_its_connection_still_gets_its_replies(start, broker, amqp_url):
+    from common.rpc import RpcClient
+
+    server = start("rpc/consumer.py")
+    server.wait_for_line(" [x] Awaiting RPC requests")
+    with RpcClient(amqp_url, "rpc_queue", timeout=10) as client:
+        assert client.request("10") == "55"
+        vhost = pika.URLParameters(amqp_url).virtual_host
+        broker.ctl("close_all_connections", "-p", vhost, "closed by a test")
+        assert client.request("11") == "89"  # sent again on a new channel, with its consumer

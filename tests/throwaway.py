@@ -28,7 +28,6 @@ import uuid
 from base64 import b64encode
 from json import dumps
 
-import certificates
 import pika
 
 from common.broker import connect
@@ -102,11 +101,17 @@ def die_with_parent():
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+HANDED_OUT = set()  # ports free_port() gave: a node may not listen on them yet
+
+
 def free_port():
     """A port nothing listens on, below Linux's ephemeral range (32768 and up), so that
     no outgoing connection takes it between a node's stop_app and start_app."""
     while True:
         port = random.randrange(20000, 32000)
+        if port in HANDED_OUT:
+            continue
+        HANDED_OUT.add(port)
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
@@ -152,27 +157,34 @@ class LocalNode(Broker):
     kind = "local rabbitmq-server node"
     can_restart = True
 
-    def __init__(self, folder=None, node=None, home=None, config="", wait=True):
+    def __init__(self, folder=None, node=None, home=None, config="", wait=True, tls=True):
         """A node in folder (a new temporary one by default), named node, with config
         lines added to its rabbitmq.conf. Nodes that share home share the Erlang cookie
         there, which they need to form a cluster. wait=False: return once it is starting,
-        and call wait_started() later (so that several nodes boot at once)."""
+        and call wait_started() later (so that several nodes boot at once). tls: a TLS
+        listener too, with a certificate of a CA made for it (ca_file)."""
         self.folder = folder or tempfile.mkdtemp(prefix=f"rabbitmq-test-{os.getpid()}-")
         os.makedirs(self.folder, exist_ok=True)
         self.amqp_port, dist_port, api_port = free_port(), free_port(), free_port()
-        self.tls_port = free_port()
         self.node = node or f"test-{os.getpid()}-{self.amqp_port}@localhost"
-        self.ca_file, certificate, key = certificates.make(self.folder)
-        config_file = os.path.join(self.folder, "rabbitmq.conf")
-        with open(config_file, "w") as f:
-            f.write(
-                f"listeners.tcp.1 = 127.0.0.1:{self.amqp_port}\n"
+        listeners = f"listeners.tcp.1 = 127.0.0.1:{self.amqp_port}\n"
+        if tls:
+            import certificates  # here: it needs cryptography, which only the tests install
+
+            self.tls_port = free_port()
+            self.ca_file, certificate, key = certificates.make(self.folder)
+            listeners += (
                 f"listeners.ssl.1 = 127.0.0.1:{self.tls_port}\n"
                 f"ssl_options.cacertfile = {self.ca_file}\n"
                 f"ssl_options.certfile = {certificate}\n"
                 f"ssl_options.keyfile = {key}\n"
                 "ssl_options.verify = verify_none\n"
                 "ssl_options.fail_if_no_peer_cert = false\n"
+            )
+        config_file = os.path.join(self.folder, "rabbitmq.conf")
+        with open(config_file, "w") as f:
+            f.write(
+                f"{listeners}"
                 f"management.tcp.ip = 127.0.0.1\n"
                 f"management.tcp.port = {api_port}\n"
                 f"{config}"
@@ -283,7 +295,7 @@ class LocalNode(Broker):
     def wait_until_listening(self):
         deadline = time.monotonic() + BOOT_TIMEOUT
         wait_until_open(self.url("/"), deadline)
-        while True:  # the TLS listener too
+        while self.tls_port:  # the TLS listener too
             try:
                 socket.create_connection(("127.0.0.1", self.tls_port), timeout=2).close()
                 return

@@ -30,7 +30,11 @@ class Worker(Queue):
 def main(argv=None):
     options = parser(__doc__, consumer=True)
     options.add_argument(
-        "--delay", type=seconds, default=1.0, help="seconds of work per task (default: 1.0)"
+        "--delay",
+        type=seconds,
+        default=1.0,
+        metavar="SECONDS",
+        help="seconds of work per task (default: 1.0)",
     )
     args = options.parse_args(argv)
     with Worker(args.url, args.delay, retry_for=args.retry) as worker:
