@@ -9,7 +9,7 @@ three local nodes, started by tests/cluster.py as a reader starts it.
 import os
 
 import pytest
-from node_loss import KILL_AFTER, MESSAGES, lose_the_leader, shape
+from node_loss import KILL_AFTER, MESSAGES, NO_MAJORITY_WAIT, lose_the_leader, shape
 from readme import README
 from throwaway import SERVER
 from transcripts import shown
@@ -48,7 +48,10 @@ def test_the_worker_on_the_dead_node_goes_on_from_another(run, report):
 
 
 def test_without_a_majority_nothing_is_confirmed(run):
-    assert run.without_majority == "of 1 messages, the broker refused 1 (nack)"
+    # Refused at once, or held without an answer, as the timing of the loss falls out.
+    refused = "of 1 messages, the broker refused 1 (nack)"
+    held = f"not every confirm came within {NO_MAJORITY_WAIT:g} s"
+    assert run.without_majority in (refused, held)
 
 
 def test_the_cluster_stops_cleanly_and_leaves_nothing_behind(run):
