@@ -152,9 +152,12 @@ def errors(r):
     nowhere = r.url.rsplit("/", 1)[0] + "/nowhere"
     r.finish("errors-vhost", "basic/consumer.py", "--url", nowhere)
     connection = pika.BlockingConnection(pika.URLParameters(r.url))  # an older "basic"
-    connection.channel().queue_declare("basic", durable=True, arguments={"x-max-length": 10})
+    channel = connection.channel()
+    channel.queue_declare("basic", durable=True, arguments={"x-max-length": 10})
+    channel.queue_declare("task_queue", durable=True, arguments={"x-queue-type": "quorum"})
     connection.close()
     r.finish("errors-precondition", "basic/producer.py")
+    r.finish("errors-queue-type", "workers/producer.py")  # QUEUE_TYPE=quorum forgotten
 
 
 SCENARIOS = {f.__name__: f for f in (basic, workers, pubsub, routing, topics, rpc, errors)}
