@@ -15,6 +15,10 @@ a broker, and return every transcript by name. tests/test_readme.py runs them
 against the throwaway broker and compares; `make readme` runs them and writes
 what they printed into README.rst. Only timestamps, the names the broker
 generates and the broker's address may differ between two runs.
+
+The cluster section's transcripts (cluster-*) come from tests/node_loss.py, and
+tests/test_cluster.py compares them by their shape only (node_loss.shape): where
+a node dies among the tasks, and who gets which, differ from run to run.
 """
 
 import re
