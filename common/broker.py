@@ -23,6 +23,7 @@ import copy
 import functools
 import os
 import queue
+import re
 import signal
 import socket
 import ssl
@@ -52,10 +53,8 @@ class BrokerError(Exception):
 def without_password(url):
     """The URL as it is safe to print: user, host, port and virtual host, no password.
     Several URLs separated by commas: each so."""
-    if "," in url:
-        urls = broker_urls(url)
-        if not all("://" in one for one in urls):  # a comma inside a password, say
-            return "(the URL)"
+    urls = broker_urls(url)
+    if len(urls) > 1:
         return ", ".join(map(without_password, urls))
     try:
         parts = urlsplit(url)
@@ -77,8 +76,8 @@ def connect_parameters(url):
 
 def broker_urls(url):
     """The URLs in url: one, or several separated by commas (the nodes of a cluster).
-    A comma in a password is then written %2C."""
-    return [part.strip() for part in url.split(",") if part.strip()]
+    Only a comma before amqp:// or amqps:// separates: one in a password does not."""
+    return [part.strip() for part in re.split(r",\s*(?=amqps?://)", url) if part.strip()]
 
 
 def connect(url, retry_for=0.0):

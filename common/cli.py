@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pika
 
-from common.broker import BrokerError
+from common.broker import BrokerError, broker_urls
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 RETRY_FOR = 30.0  # seconds a consumer keeps trying to reach the broker: a restart fits
@@ -25,17 +25,19 @@ def amqp_url(text):
     """An argparse type: an amqp:// or amqps:// URL that pika can use, or several
     separated by commas (the nodes of a cluster)."""
     try:
-        for url in text.split(","):
-            parts = urlsplit(url.strip())
+        for url in broker_urls(text) or [""]:
+            parts = urlsplit(url)
             if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
                 raise ValueError
+            if "@" in parts.path:  # a second URL run into the first: its password would show
+                raise ValueError
             parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
-            pika.URLParameters(url.strip())
+            pika.URLParameters(url)
     except Exception:  # pika raises several kinds for a bad query string
         # The URL itself is not shown: a malformed one may show its password anywhere.
         raise argparse.ArgumentTypeError(
             "not a broker URL (expected amqp://user:password@host:5672/vhost or amqps://..., "
-            "several separated by commas; a comma in a password is written %2C)"
+            "several separated by commas)"
         ) from None
     return text
 
