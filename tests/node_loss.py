@@ -59,6 +59,7 @@ class Observed:
     folder: str = ""
     pids: list = field(default_factory=list)
     transcripts: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)  # what -> seconds since the start
 
     def done_twice(self):
         """How many tasks were received more than once."""
@@ -73,19 +74,22 @@ def lose_the_leader():
         scripts.append(Script(path, *args, url=url, env=env))
         return scripts[-1]
 
-    seen = Observed()
+    seen, began = Observed(), time.monotonic()
     command = start("tests/cluster.py")
     try:
         command.wait_for_line(READY, timeout=3 * BOOT_TIMEOUT)
+        seen.seconds["cluster up"] = time.monotonic() - began
         nodes = [parse(line) for line in command.stdout if NODE.match(line)]
         seen.folder = command.stdout[1].rsplit(" in ", 1)[1]
         seen.pids = [node.pid for node in nodes]
         run_the_workers(start, nodes, seen)
+        seen.seconds["workers done"] = time.monotonic() - began
     finally:
         try:
             for script in scripts[1:]:  # whatever still runs if the scenario failed
                 script.kill()
             seen.command_code = command.stop(signal.SIGINT, timeout=60)
+            seen.seconds["cluster stopped"] = time.monotonic() - began
         finally:
             command.kill()  # if even Ctrl-C did not stop it: its nodes die with it
     seen.transcripts["cluster-command"] = ["$ python tests/cluster.py", *command.stdout]

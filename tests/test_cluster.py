@@ -47,19 +47,21 @@ def test_the_worker_on_the_dead_node_goes_on_from_another(run, report):
     report(f"cluster: the worker on the killed node reconnected in {run.reconnected_after:.2f} s")
 
 
-def test_without_a_majority_nothing_is_confirmed(run):
-    # Refused at once, or held without an answer, as the timing of the loss falls out.
-    refused = "of 1 messages, the broker refused 1 (nack)"
-    held = f"not every confirm came within {NO_MAJORITY_WAIT:g} s"
-    assert run.without_majority in (refused, held)
-
-
-def test_the_cluster_stops_cleanly_and_leaves_nothing_behind(run):
+def test_the_cluster_stops_cleanly_and_leaves_nothing_behind(run, report):
     assert run.command_code == 0
     assert run.transcripts["cluster-command"][-1] == " [*] Cluster stopped and removed"
     assert not os.path.exists(run.folder)
     assert [pid for pid in run.pids if os.path.exists(f"/proc/{pid}")] == []
     assert processes_naming(run.folder) == []
+    phases = ", ".join(f"{what} at {seconds:.0f} s" for what, seconds in run.seconds.items())
+    report(f"cluster: {phases}")
+
+
+def test_without_a_majority_nothing_is_confirmed(run):
+    # Refused at once, or held without an answer, as the timing of the loss falls out.
+    refused = "of 1 messages, the broker refused 1 (nack)"
+    held = f"not every confirm came within {NO_MAJORITY_WAIT:g} s"
+    assert run.without_majority in (refused, held)
 
 
 def processes_naming(folder):
