@@ -52,6 +52,7 @@ class Observed:
     received_after_reconnecting: int = 0  # by that worker
     producer_code: int | None = None
     producer_reconnected: bool = False
+    sent_again: int | None = None  # the number of the task the producer published again
     worker_codes: list = field(default_factory=list)  # after Ctrl-C
     left_in_queue: int | None = None  # once the workers stopped: unacked ones come back
     without_majority: str = ""  # what publish_many() said with two nodes of three dead
@@ -62,8 +63,8 @@ class Observed:
     seconds: dict = field(default_factory=dict)  # what -> seconds since the start
 
     def done_twice(self):
-        """How many tasks were received more than once."""
-        return sum(1 for times in Counter(self.received).values() if times > 1)
+        """The numbers of the tasks received more than once."""
+        return sorted(int(body.split()[0]) for body, n in Counter(self.received).items() if n > 1)
 
 
 def lose_the_leader():
@@ -125,6 +126,9 @@ def run_the_workers(start, nodes, seen):
     seen.reconnected_after = time.monotonic() - killed
     seen.producer_code = producer.wait(RIDE_THROUGH)
     seen.producer_reconnected = RECONNECTED in producer.stdout
+    if seen.producer_reconnected:  # the task it published again: the next one it says sent
+        again = producer.stdout[producer.stdout.index(RECONNECTED) :]
+        seen.sent_again = next(int(line.split()[0]) for line in again if line.endswith(" sent"))
     seen.sent = producer.sent()
 
     def everything_arrived():

@@ -35,9 +35,11 @@ def test_every_confirmed_task_is_done_at_least_once(run, report):
     assert set(run.sent) - set(run.received) == set()
     assert run.worker_codes == [0, 0]
     assert run.left_in_queue == 0  # every task acknowledged: done, not just received
+    twice = run.done_twice()
     report(
         f"cluster: {MESSAGES} tasks on a quorum queue, its leader killed after {KILL_AFTER} "
-        f"were sent: all done, {run.done_twice()} of them twice"
+        f"were sent: all done, {len(twice)} of them twice {twice}; the producer sent "
+        f"{run.sent_again} again"
     )
 
 
