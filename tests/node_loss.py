@@ -61,6 +61,10 @@ class Observed:
     pids: list = field(default_factory=list)
     transcripts: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)  # what -> seconds since the start
+    began: float = field(default_factory=time.monotonic)
+
+    def mark(self, what):
+        self.seconds[what] = round(time.monotonic() - self.began, 1)
 
     def done_twice(self):
         """The numbers of the tasks received more than once."""
@@ -75,22 +79,22 @@ def lose_the_leader():
         scripts.append(Script(path, *args, url=url, env=env))
         return scripts[-1]
 
-    seen, began = Observed(), time.monotonic()
+    seen = Observed()
     command = start("tests/cluster.py")
     try:
         command.wait_for_line(READY, timeout=3 * BOOT_TIMEOUT)
-        seen.seconds["cluster up"] = time.monotonic() - began
+        seen.mark("cluster up")
         nodes = [parse(line) for line in command.stdout if NODE.match(line)]
         seen.folder = command.stdout[1].rsplit(" in ", 1)[1]
         seen.pids = [node.pid for node in nodes]
         run_the_workers(start, nodes, seen)
-        seen.seconds["workers done"] = time.monotonic() - began
+        seen.mark("no-majority checked")
     finally:
         try:
             for script in scripts[1:]:  # whatever still runs if the scenario failed
                 script.kill()
             seen.command_code = command.stop(signal.SIGINT, timeout=60)
-            seen.seconds["cluster stopped"] = time.monotonic() - began
+            seen.mark("cluster stopped")
         finally:
             command.kill()  # if even Ctrl-C did not stop it: its nodes die with it
     seen.transcripts["cluster-command"] = ["$ python tests/cluster.py", *command.stdout]
@@ -122,9 +126,11 @@ def run_the_workers(start, nodes, seen):
     wait_until(lambda: len(producer.sent()) >= KILL_AFTER, "half sent", producer)
     os.kill(nodes[seen.leader].pid, signal.SIGKILL)
     killed = time.monotonic()
+    seen.mark("leader killed")
     doomed.wait_for_line(RECONNECTED, timeout=RIDE_THROUGH)
     seen.reconnected_after = time.monotonic() - killed
     seen.producer_code = producer.wait(RIDE_THROUGH)
+    seen.mark("producer done")
     seen.producer_reconnected = RECONNECTED in producer.stdout
     if seen.producer_reconnected:  # the task it published again: the next one it says sent
         again = producer.stdout[producer.stdout.index(RECONNECTED) :]
@@ -135,7 +141,9 @@ def run_the_workers(start, nodes, seen):
         return set(seen.sent) <= {body for w in workers for body in w.received()}
 
     wait_until(everything_arrived, "every sent task received", *workers, timeout=RIDE_THROUGH)
+    seen.mark("every task received")
     seen.worker_codes = [worker.stop(signal.SIGINT) for worker in workers]
+    seen.mark("workers stopped")
     seen.received = [body for worker in workers for body in worker.received()]
     after = doomed.stdout[doomed.stdout.index(RECONNECTED) :]
     seen.received_after_reconnecting = sum(line.endswith(" received") for line in after)

@@ -55,8 +55,8 @@ def test_the_cluster_stops_cleanly_and_leaves_nothing_behind(run, report):
     assert not os.path.exists(run.folder)
     assert [pid for pid in run.pids if os.path.exists(f"/proc/{pid}")] == []
     assert processes_naming(run.folder) == []
-    phases = ", ".join(f"{what} at {seconds:.0f} s" for what, seconds in run.seconds.items())
-    report(f"cluster: {phases}")
+    phases = ", ".join(f"{what} {seconds:g}" for what, seconds in run.seconds.items())
+    report(f"cluster: seconds from the start: {phases}")
 
 
 def test_without_a_majority_nothing_is_confirmed(run):
