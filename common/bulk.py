@@ -20,6 +20,8 @@ from common.broker import (
     without_password,
 )
 
+CLOSE_GRACE = 5.0  # seconds to wait for the broker to close the connection, after a time-out
+
 
 def publish_many(url, routing_key, bodies, *, exchange="", window=1000, batch=False, timeout=60.0):
     """Publish every body (str) with confirms, `window` at most unconfirmed at a time.
@@ -80,6 +82,9 @@ def publish_many(url, routing_key, bodies, *, exchange="", window=1000, batch=Fa
     def give_up():
         state["error"] = f"not every confirm came within {timeout:g} s"
         close()
+        # The broker may not answer the close for a minute either (a quorum queue without
+        # its majority holds the channel): the socket is left to go with the connection.
+        connection.ioloop.call_later(CLOSE_GRACE, connection.ioloop.stop)
 
     def close():
         state["closing"] = True

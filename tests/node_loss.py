@@ -30,7 +30,7 @@ MESSAGES = 200
 KILL_AFTER = 100  # sent and confirmed: the producer is half-way
 DELAY = "0.1"  # seconds of work per task: the workers are mid-task at the kill, and busy after
 RIDE_THROUGH = 60.0  # seconds for what follows the kill: far more than it takes
-NO_MAJORITY_WAIT = 5.0  # seconds publish_many() waits for an answer that may never come
+NO_MAJORITY_WAIT = 3.0  # seconds publish_many() waits for an answer that may never come
 NODE = re.compile(r"^ +node (\d): (\S+) +(amqp://\S+) +management (\S+) .* pid (\d+)$")
 RECONNECTED = " [*] Reconnected to the broker"
 
