@@ -16,7 +16,10 @@ Every choice here is the safe one, because readers copy it:
 - a message whose callback fails is tried MAX_ATTEMPTS times, then set aside
   in the DEAD_LETTERS queue instead of being redelivered forever;
 - a consumer that loses the broker reconnects, with backoff, for up to
-  retry_for seconds.
+  retry_for seconds; a producer whose message is not confirmed (the
+  connection lost, or a nack) sends it again, for up to RESEND_FOR seconds;
+- a URL may list several brokers, the nodes of a cluster: the first that
+  answers is used.
 """
 
 import copy
@@ -50,6 +53,10 @@ class BrokerError(Exception):
     """A problem outside the program (no broker, refused login): one line for the user."""
 
 
+class Refused(BrokerError):
+    """The broker refused the login or the virtual host: trying again will not help."""
+
+
 def without_password(url):
     """The URL as it is safe to print: user, host, port and virtual host, no password.
     Several URLs separated by commas: each so."""
@@ -58,7 +65,10 @@ def without_password(url):
         return ", ".join(map(without_password, urls))
     try:
         parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
     except ValueError:  # beyond repair: show none of it
+        return "(the URL)"
+    if "@" in parts.path + parts.query + parts.fragment:  # a password in the wrong place
         return "(the URL)"
     userinfo, at, host_and_port = parts.netloc.rpartition("@")
     user = unquote(userinfo.split(":", 1)[0])
@@ -77,7 +87,8 @@ def connect_parameters(url):
 def broker_urls(url):
     """The URLs in url: one, or several separated by commas (the nodes of a cluster).
     Only a comma before amqp:// or amqps:// separates: one in a password does not."""
-    return [part.strip() for part in re.split(r",\s*(?=amqps?://)", url) if part.strip()]
+    parts = re.split(r",\s*(?=amqps?://)", url, flags=re.IGNORECASE)
+    return [part.strip().rstrip(",") for part in parts if part.strip().rstrip(",")]
 
 
 def connect(url, retry_for=0.0):
@@ -99,9 +110,7 @@ def connect(url, retry_for=0.0):
             try:
                 return pika.BlockingConnection(connect_parameters(one))
             except LOGIN_REFUSED as error:
-                reasons = {one: reason(error, one)}
-                urls = []
-                break
+                raise Refused(f"cannot connect to {failures({one: reason(error, one)})}") from None
             except (ssl.SSLError, UnicodeError) as error:  # before OSError: SSLError is one
                 reasons[one] = reason(error, one)
                 urls = [other for other in urls if other != one]  # no use trying it again
@@ -215,10 +224,11 @@ class Queue:
         connection, after a pause. So a message may arrive twice, but it is never
         lost. After RESEND_FOR seconds of this, BrokerError. The wait for one
         confirm has no limit: a quorum queue that has lost its majority holds the
-        message, neither confirmed nor refused, until the majority is back.
+        message, neither confirmed nor refused, until the majority is back (and
+        may hold the close of a refused channel for a minute).
         """
         routing_key = self.queue if routing_key is None else routing_key
-        deadline, pause, lost = time.monotonic() + RESEND_FOR, 0.1, False
+        deadline, pause, lost = None, 0.1, False
         while True:
             try:
                 if not self.connection.is_open:  # lost, or closed after a nack
@@ -239,18 +249,23 @@ class Queue:
                 )
                 return False
             except NackError:
-                problem = "the broker refused it (nack)"
-                print(" [!] The broker refused a message (nack): sending it again")
-                self.close()  # a channel refused once may go on refusing: start afresh
-            except pika.exceptions.ConnectionBlockedTimeout:
-                raise  # the broker is short of memory or disk: another try would block too
+                problem, refused = "the broker refused it (nack)", True
+            except (pika.exceptions.ConnectionBlockedTimeout, Refused):
+                raise  # short of memory or disk, or a login refused: trying again will not help
             except (pika.exceptions.AMQPError, BrokerError) as error:
                 if self.connection.is_open:  # not a lost connection: for the caller to see
                     raise
+                problem = str(error) if isinstance(error, BrokerError) else "the broker is gone"
+                refused = False
+                if not lost:
+                    print(f" [!] Lost the broker: trying again for up to {RESEND_FOR:g} s")
                 lost = True
-                problem = str(error) if isinstance(error, BrokerError) else "connection lost"
+            deadline = deadline or time.monotonic() + RESEND_FOR  # from the first failure
             if time.monotonic() > deadline:
                 raise BrokerError(f"a message was not sent in {RESEND_FOR:g} s: {problem}")
+            if refused:
+                print(" [!] The broker refused a message (nack): sending it again")
+                self.close()  # a channel refused once may go on refusing: start afresh
             time.sleep(pause)
             pause = min(pause * 2, 2.0)
 

@@ -42,7 +42,7 @@ def publish_many(url, routing_key, bodies, *, exchange="", window=1000, batch=Fa
     unconfirmed = collections.deque()  # delivery tags, in the order published
 
     def publish(channel):
-        while state["sent"] < len(bodies) and len(unconfirmed) < window:
+        while not state["closing"] and state["sent"] < len(bodies) and len(unconfirmed) < window:
             channel.basic_publish(
                 exchange, routing_key, bodies[state["sent"]], PERSISTENT_TEXT, mandatory=True
             )
@@ -80,10 +80,15 @@ def publish_many(url, routing_key, bodies, *, exchange="", window=1000, batch=Fa
             close()
 
     def give_up():
-        state["error"] = f"not every confirm came within {timeout:g} s"
+        if state["acked"] + state["nacked"] < len(bodies):  # else only the close is late
+            state["error"] = f"not every confirm came within {timeout:g} s"
+        if not connection.is_open:  # still opening: nothing sent, nothing to close
+            connection.ioloop.stop()
+            return
         close()
         # The broker may not answer the close for a minute either (a quorum queue without
-        # its majority holds the channel): the socket is left to go with the connection.
+        # its majority holds the channel): stop waiting. pika has no public way to drop
+        # the socket at once; it closes when the connection is garbage-collected.
         connection.ioloop.call_later(CLOSE_GRACE, connection.ioloop.stop)
 
     def close():
@@ -109,8 +114,11 @@ def publish_many(url, routing_key, bodies, *, exchange="", window=1000, batch=Fa
             on_close_callback=lambda closed, reason: closed.ioloop.stop(),
         )
         timer = connection.ioloop.call_later(timeout, give_up)
-        connection.ioloop.start()
-        connection.ioloop.remove_timeout(timer)
+        try:
+            connection.ioloop.start()
+        finally:
+            connection.ioloop.remove_timeout(timer)
+            connection.ioloop.close()
         if channel is not None or refused:  # it answered (done, well or not), or said no
             break
     if state["error"]:

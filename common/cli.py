@@ -29,15 +29,15 @@ def amqp_url(text):
             parts = urlsplit(url)
             if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
                 raise ValueError
-            if "@" in parts.path:  # a second URL run into the first: its password would show
-                raise ValueError
+            if "@" in parts.path + parts.query or parts.fragment:
+                raise ValueError  # "#", "?" or "/" in a password: the rest of it would show
             parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
             pika.URLParameters(url)
     except Exception:  # pika raises several kinds for a bad query string
         # The URL itself is not shown: a malformed one may show its password anywhere.
         raise argparse.ArgumentTypeError(
             "not a broker URL (expected amqp://user:password@host:5672/vhost or amqps://..., "
-            "several separated by commas)"
+            "several separated by commas; in a password write / # ? @ as %2F %23 %3F %40)"
         ) from None
     return text
 

@@ -40,6 +40,7 @@ MALFORMED_URLS = [
     f"amqp://guest:{PASSWORD}/x@localhost/",  # an unencoded / in the password
     f"amqp://guest:{PASSWORD}#x@localhost/",
     f"amqp://localhost/,guest:{PASSWORD}@localhost",  # the second of two has no scheme
+    f"amqp://guest:12?{PASSWORD}@localhost/",  # "?" in a password starts the query
 ]
 BAD_USAGE = (
     [(s, [*REQUIRED[s], "--no-such-option"]) for s in SCRIPTS]
@@ -135,7 +136,10 @@ def test_no_broker_is_one_error_line_without_the_password(script):
 
 def test_no_broker_at_any_of_several_urls_names_them_all_without_the_password():
     ports = [free_port(), free_port()]
-    urls = [f"amqp://guest:{PASSWORD}@127.0.0.1:{port}/%2F" for port in ports]
+    urls = [
+        f"{scheme}://guest:{PASSWORD}@127.0.0.1:{port}/%2F"
+        for scheme, port in zip(["amqp", "AMQP"], ports, strict=True)
+    ]
     process = run("basic/producer.py", "--url", urls[0], "--url", urls[1], url=UNUSED)
     assert_one_error_line(process, *(f"127.0.0.1:{port}" for port in ports))
 

@@ -1,6 +1,7 @@
 """The helpers in common/, used the way a pattern uses them, checked on the broker itself."""
 
 import json
+import socket
 import threading
 import time
 import urllib.parse
@@ -55,7 +56,8 @@ def test_send_after_a_lost_connection_reconnects_and_loses_nothing(broker, amqp_
         assert producer.send("before") is True
         broker.ctl("close_all_connections", "-p", vhost, "closed by a test")
         assert producer.send("after") is True
-    assert capsys.readouterr().out == " [*] Reconnected to the broker\n"
+    lost = " [!] Lost the broker: trying again for up to 30 s\n"
+    assert capsys.readouterr().out == lost + " [*] Reconnected to the broker\n"
     assert [get_one(amqp_url, "resent")[1] for _ in range(2)] == [b"before", b"after"]
 
 
@@ -217,6 +219,17 @@ def test_publish_many_uses_the_first_of_several_brokers_that_answers(amqp_url):
     nobody = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
     assert publish_many(f"{nobody},{amqp_url}", "volume", ["a", "b"]) == 2
     assert ready_messages(amqp_url, "volume") == 2
+
+
+def test_publish_many_to_a_port_that_never_answers_gives_up_in_time():
+    with socket.socket() as silent:  # accepts connections, never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"amqp://guest:guest@127.0.0.1:{silent.getsockname()[1]}/%2F"
+        began = time.monotonic()
+        with pytest.raises(BrokerError):
+            publish_many(url, "volume", ["a"], timeout=1)
+        assert time.monotonic() - began < 8  # the time-out, and the 5 s grace at most
 
 
 def test_publish_many_with_no_broker_is_a_broker_error():
