@@ -88,7 +88,8 @@ def broker_urls(url):
     """The URLs in url: one, or several separated by commas (the nodes of a cluster).
     Only a comma before amqp:// or amqps:// separates: one in a password does not."""
     parts = re.split(r",\s*(?=amqps?://)", url, flags=re.IGNORECASE)
-    return [part.strip().rstrip(",") for part in parts if part.strip().rstrip(",")]
+    urls = [part.strip().rstrip(",") for part in parts]
+    return [one for one in urls if one]
 
 
 def connect(url, retry_for=0.0):
@@ -120,7 +121,7 @@ def connect(url, retry_for=0.0):
         if not urls or left <= 0:
             raise BrokerError(f"cannot connect to {failures(reasons)}")
         if pause == 0.5:
-            where = without_password(",".join(urls))
+            where = ", ".join(map(without_password, urls))
             print(f" [!] No broker answers at {where} yet: trying for {retry_for:g} s")
         time.sleep(min(pause, left))
         pause = min(pause * 2, 5.0)
@@ -135,7 +136,7 @@ LOGIN_REFUSED = (
 def failures(reasons):
     """url -> reason, in words: the reason once if every URL failed alike."""
     if len(set(reasons.values())) == 1:
-        return f"{without_password(','.join(reasons))}: {next(iter(reasons.values()))}"
+        return f"{', '.join(map(without_password, reasons))}: {next(iter(reasons.values()))}"
     return "; ".join(f"{without_password(url)}: {why}" for url, why in reasons.items())
 
 
@@ -249,21 +250,20 @@ class Queue:
                 )
                 return False
             except NackError:
-                problem, refused = "the broker refused it (nack)", True
+                problem = "the broker refused it (nack)"
             except (pika.exceptions.ConnectionBlockedTimeout, Refused):
                 raise  # short of memory or disk, or a login refused: trying again will not help
             except (pika.exceptions.AMQPError, BrokerError) as error:
                 if self.connection.is_open:  # not a lost connection: for the caller to see
                     raise
                 problem = str(error) if isinstance(error, BrokerError) else "the broker is gone"
-                refused = False
                 if not lost:
                     print(f" [!] Lost the broker: trying again for up to {RESEND_FOR:g} s")
                 lost = True
             deadline = deadline or time.monotonic() + RESEND_FOR  # from the first failure
             if time.monotonic() > deadline:
                 raise BrokerError(f"a message was not sent in {RESEND_FOR:g} s: {problem}")
-            if refused:
+            if self.connection.is_open:  # still open: refused, not lost
                 print(" [!] The broker refused a message (nack): sending it again")
                 self.close()  # a channel refused once may go on refusing: start afresh
             time.sleep(pause)

@@ -10,14 +10,15 @@ broker has confirmed them all: as safe, and as fast as not confirming.
 import collections
 
 import pika
-from pika.exceptions import ProbableAccessDeniedError, ProbableAuthenticationError
 
 from common.broker import (
+    LOGIN_REFUSED,
     PERSISTENT_TEXT,
     BrokerError,
     broker_urls,
     connect_parameters,
-    without_password,
+    failures,
+    reason,
 )
 
 CLOSE_GRACE = 5.0  # seconds to wait for the broker to close the connection, after a time-out
@@ -98,15 +99,15 @@ def publish_many(url, routing_key, bodies, *, exchange="", window=1000, batch=Fa
 
     def on_failed(failed, error):
         nonlocal refused  # the nodes of a cluster share their users: no use trying another
-        refused = isinstance(error, (ProbableAuthenticationError, ProbableAccessDeniedError))
-        state["error"] = f"cannot connect to {without_password(url)}: {error!r}"
+        refused = isinstance(error, LOGIN_REFUSED)
+        unreachable[one] = reason(error, one)  # one: the URL being tried, as connect() says it
         failed.ioloop.stop()
 
-    channel, refused = None, False
+    channel, refused, unreachable = None, False, {}
     if not bodies:
         return 0
     for one in broker_urls(url):  # several: the nodes of a cluster, the first that answers
-        state["error"] = None
+        state["error"] = None  # a time-out while the last one was opening is not this one's
         connection = pika.SelectConnection(
             connect_parameters(one),
             on_open_callback=lambda opened: opened.channel(on_open_callback=on_channel),
@@ -121,6 +122,8 @@ def publish_many(url, routing_key, bodies, *, exchange="", window=1000, batch=Fa
             connection.ioloop.close()
         if channel is not None or refused:  # it answered (done, well or not), or said no
             break
+    if channel is None and unreachable:
+        raise BrokerError(f"cannot connect to {failures(unreachable)}")
     if state["error"]:
         raise BrokerError(state["error"])
     if state["nacked"] or state["returned"]:
