@@ -74,3 +74,10 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("measured")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(params=["classic", "quorum"])
+def queue_type(request, monkeypatch):
+    """Each queue type in turn, for the helpers here and for every script a test starts."""
+    monkeypatch.setenv("QUEUE_TYPE", request.param)
+    return request.param

@@ -2,30 +2,17 @@
 
 import json
 import socket
-import threading
 import time
 import urllib.parse
 
 import pika
 import pytest
+from inprocess import get_all, queue_info, ready_messages
 from throwaway import free_port
 
 from common import BrokerError, Exchange, Queue
-from common.broker import DEAD_LETTERS, MAX_ATTEMPTS
+from common.broker import without_password
 from common.bulk import publish_many
-
-TIMEOUT = 15.0
-
-
-def queue_info(broker, url, name):
-    vhost = urllib.parse.quote(pika.URLParameters(url).virtual_host, safe="")
-    return json.loads(broker.api("GET", f"/api/queues/{vhost}/{urllib.parse.quote(name)}"))
-
-
-def get_one(url, queue):
-    with Queue(url, None) as reader:
-        method, properties, body = reader.channel.basic_get(queue, auto_ack=True)
-    return properties, body
 
 
 def test_a_named_queue_is_durable_and_its_messages_persistent(broker, amqp_url):
@@ -33,7 +20,7 @@ def test_a_named_queue_is_durable_and_its_messages_persistent(broker, amqp_url):
         assert queue.send("hello") is True
     info = queue_info(broker, amqp_url, "kept")
     assert (info["durable"], info["exclusive"], info["type"]) == (True, False, "classic")
-    properties, body = get_one(amqp_url, "kept")
+    [(properties, body)] = get_all(amqp_url, "kept")
     assert (properties.delivery_mode, body) == (2, b"hello")
 
 
@@ -50,120 +37,11 @@ def test_quorum_queues_for_every_pattern_by_the_environment(broker, amqp_url, mo
     assert queue_info(broker, amqp_url, "task_queue")["type"] == "quorum"
 
 
-def test_send_after_a_lost_connection_reconnects_and_loses_nothing(broker, amqp_url, capsys):
-    vhost = pika.URLParameters(amqp_url).virtual_host
-    with Queue(amqp_url, "resent") as producer:
-        assert producer.send("before") is True
-        broker.ctl("close_all_connections", "-p", vhost, "closed by a test")
-        assert producer.send("after") is True
-    lost = " [!] Lost the broker: trying again for up to 30 s\n"
-    assert capsys.readouterr().out == lost + " [*] Reconnected to the broker\n"
-    assert [get_one(amqp_url, "resent")[1] for _ in range(2)] == [b"before", b"after"]
-
-
 def test_a_queue_with_no_name_is_server_named_and_exclusive(broker, amqp_url):
     with Queue(amqp_url, "") as queue:
         assert queue.queue.startswith("amq.gen-")
         info = queue_info(broker, amqp_url, queue.queue)
         assert (info["exclusive"], info["auto_delete"]) == (True, False)
-
-
-class Consuming:
-    """A consumer's receive() on a thread of this test, stopped at the end as Ctrl-C would."""
-
-    def __init__(self, consumer):
-        self.consumer = consumer
-        self.thread = threading.Thread(target=consumer.receive, daemon=True)
-        self.thread.start()
-
-    def __enter__(self):
-        return self.consumer
-
-    def __exit__(self, *exc_info):
-        self.consumer.stop()
-        self.thread.join(TIMEOUT)
-        assert not self.thread.is_alive()
-        self.consumer.close()
-
-
-def ready_messages(url, queue):
-    with Queue(url, None) as observer:
-        return observer.channel.queue_declare(queue, passive=True).method.message_count
-
-
-def test_receive_holds_at_most_prefetch_unacked_messages(amqp_url):
-    first_message = threading.Event()
-    release = threading.Event()
-
-    class Holding(Queue):
-        def callback(self, body):
-            first_message.set()
-            release.wait(TIMEOUT)  # hold the first message: nothing is acked meanwhile
-
-    with Queue(amqp_url, "limited") as producer:
-        for i in range(5):
-            producer.send(str(i))
-    with Consuming(Holding(amqp_url, "limited", prefetch=2)):
-        assert first_message.wait(TIMEOUT)
-        ready = ready_messages(amqp_url, "limited")
-        release.set()
-    assert ready == 3  # two delivered and unacked, three waiting
-
-
-def test_a_message_whose_callback_keeps_failing_goes_to_the_dead_letters(amqp_url, capsys):
-    handled = []
-
-    class Picky(Queue):
-        def callback(self, body):
-            if body == "poison":
-                raise ValueError("cannot digest this")
-            handled.append(body)
-
-    with Queue(amqp_url, "jobs") as producer:
-        labelled = pika.BasicProperties(message_id="m-1", correlation_id="c-1")
-        producer.send("poison", properties=labelled)
-        producer.send("fine")
-    with Consuming(Picky(amqp_url, "jobs")):
-        deadline = time.monotonic() + TIMEOUT
-        while ready_dead_letters(amqp_url) < 1:
-            assert time.monotonic() < deadline, capsys.readouterr().err
-            time.sleep(0.05)  # a poll interval, bounded by the deadline above
-    assert handled == ["fine"]
-    with Queue(amqp_url, None) as reader:
-        method, properties, body = reader.channel.basic_get(DEAD_LETTERS, auto_ack=True)
-    assert body == b"poison"
-    assert (properties.message_id, properties.correlation_id) == ("m-1", "c-1")
-    assert properties.headers["attempts"] == MAX_ATTEMPTS
-    assert properties.headers["queue"] == "jobs"
-    assert "cannot digest this" in properties.headers["error"]
-    warnings = capsys.readouterr().err.splitlines()
-    assert len(warnings) == MAX_ATTEMPTS and "goes to the queue 'dead_letters'" in warnings[-1]
-    assert ready_messages(amqp_url, "jobs") == 0  # not requeued forever
-
-
-def ready_dead_letters(url):
-    with Queue(url, DEAD_LETTERS) as observer:  # declares it, durable, if it is not there yet
-        return observer.channel.queue_declare(DEAD_LETTERS, passive=True).method.message_count
-
-
-def test_a_body_that_is_not_utf8_does_not_crash_the_consumer(amqp_url):
-    handled = []
-    acked = threading.Event()
-
-    class Recording(Queue):
-        def callback(self, body):
-            handled.append(body)
-
-        def ack(self, channel, delivery_tag):
-            super().ack(channel, delivery_tag)
-            acked.set()
-
-    with Queue(amqp_url, "bytes") as producer:
-        producer.channel.basic_publish("", "bytes", b"caf\xe9 \xff")
-    with Consuming(Recording(amqp_url, "bytes")):
-        assert acked.wait(TIMEOUT)
-    assert handled == ["caf\ufffd \ufffd"]
-    assert ready_messages(amqp_url, "bytes") == 0  # acked: closing gave nothing back
 
 
 def test_exchange_fans_out_to_every_bound_queue(amqp_url):
@@ -237,3 +115,23 @@ def test_publish_many_with_no_broker_is_a_broker_error():
     with pytest.raises(BrokerError, match="cannot connect") as error:
         publish_many(url, "volume", ["a"])
     assert "secret" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("amqp://guest:s3cret@host:5672/%2F", "amqp://guest@host:5672/%2F"),
+        ("amqps://me:s3cret@host/vhost?heartbeat=5", "amqps://me@host/vhost"),
+        ("amqp://host/", "amqp://host/"),
+        ("amqp://a:s3cret@one/,amqp://b:s3cret@two/", "amqp://a@one/, amqp://b@two/"),
+        # A password that is not percent-encoded, whose "/", "?" or "#" ends the host part
+        # early: the rest of it lands in the path, query or fragment, so none is shown.
+        ("amqp://guest:123/s3cret@host/", "(the URL)"),
+        ("amqp://guest:123?s3cret@host/", "(the URL)"),
+        ("amqp://guest:123#s3cret@host/", "(the URL)"),
+        ("amqp://guest:s3cret@host:port/", "(the URL)"),
+    ],
+)
+def test_a_url_is_printed_without_its_password(url, shown):
+    """What a library caller prints: the command line refuses the malformed ones earlier."""
+    assert without_password(url) == shown

@@ -37,7 +37,7 @@ def test_persistent_messages_survive_a_broker_restart(start, restartable):
     ids=["basic", "routing"],
 )
 def test_a_consumer_reconnects_when_the_broker_closes_its_connection(
-    start, restartable, consumer_args, producer_args
+    start, restartable, queue_type, consumer_args, producer_args
 ):
     consumer = start(*consumer_args).wait_ready()
     restartable.ctl("close_all_connections", "--global", "closed by a test")
@@ -49,7 +49,7 @@ def test_a_consumer_reconnects_when_the_broker_closes_its_connection(
     assert consumer.stop() == 0 and consumer.stderr == []
 
 
-def test_a_consumer_rides_through_a_broker_restart(start, restartable):
+def test_a_consumer_rides_through_a_broker_restart(start, restartable, queue_type):
     worker = start("workers/consumer.py", "--delay", "0").wait_ready()
     restartable.restart()
     worker.wait_for_line(RECONNECTED, timeout=30)

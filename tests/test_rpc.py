@@ -128,18 +128,22 @@ def test_malformed_requests_get_error_replies_and_the_server_goes_on(start, amqp
 
 
 @contextlib.contextmanager
-def stand_in_server(url, reply):
-    """A server in this process: answers one request with reply(request) -> [(id, type, body)]."""
+def stand_in_server(url, reply, requests=1):
+    """A server in this process: answers each of `requests` requests with
+    reply(request) -> [(correlation id, type, body), ...], then stops."""
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
     channel.queue_declare(QUEUE, durable=True)
+    answered = []
 
     def answer(channel, method, properties, body):
         for correlation_id, kind, text in reply(properties):
             answer = pika.BasicProperties(correlation_id=correlation_id, type=kind)
             channel.basic_publish("", properties.reply_to, text.encode(), answer)
         channel.basic_ack(method.delivery_tag)
-        channel.stop_consuming()
+        answered.append(properties.correlation_id)
+        if len(answered) == requests:
+            channel.stop_consuming()
 
     channel.basic_consume(QUEUE, answer)
     thread = threading.Thread(target=channel.start_consuming, daemon=True)
@@ -157,6 +161,23 @@ def test_a_stray_reply_does_not_confuse_the_client(start, amqp_url):
         client = start("rpc/producer.py", "6")
         assert client.wait() == 0, client.describe()
     assert answers(client) == [" [.] Got fib(6) = 8"]
+
+
+def test_a_second_reply_to_a_call_already_answered_is_dropped(start, amqp_url):
+    """The reply to fib(6) comes twice, the second time wrong, before fib(7)'s: the
+    client keeps the first, as it would drop a reply that comes after it gave up."""
+    asked = []
+
+    def first_twice(request):
+        asked.append(request.correlation_id)
+        if len(asked) == 1:
+            return [(asked[-1], "result", "8"), (asked[-1], "result", "999")]
+        return [(asked[-1], "result", "13")]
+
+    with stand_in_server(amqp_url, first_twice, requests=2):
+        client = start("rpc/producer.py", "6", "7")
+        assert client.wait() == 0, client.describe()
+    assert answers(client) == got([6, 7])
 
 
 def test_an_error_reply_is_printed_as_an_error_and_exits_1(start, amqp_url):

@@ -1,4 +1,5 @@
-"""Work queues: tasks shared fairly between workers, and nothing lost when one dies."""
+"""Work queues: tasks shared fairly between workers, and nothing lost when one dies; on
+classic and quorum queues alike (queue_type sets QUEUE_TYPE for the scripts)."""
 
 import signal
 from collections import Counter
@@ -27,7 +28,7 @@ def wait_for_total(workers, n):
     return [w.received() for w in workers]
 
 
-def test_workers_share_fifteen_tasks_evenly_each_exactly_once(start):
+def test_workers_share_fifteen_tasks_evenly_each_exactly_once(start, queue_type):
     workers = [start_worker(start, 0.2) for _ in range(3)]
     sent = start("workers/producer.py")  # the default: 15 tasks
     assert sent.wait() == 0, sent.describe()
@@ -36,7 +37,7 @@ def test_workers_share_fifteen_tasks_evenly_each_exactly_once(start):
     assert [len(share) for share in shares] == [5, 5, 5]
 
 
-def test_a_slow_worker_does_not_hoard_tasks(start):
+def test_a_slow_worker_does_not_hoard_tasks(start, queue_type):
     slow = start_worker(start, 5.0)
     fast = start_worker(start, 0.05)
     sent = produce(start, 10)
@@ -46,7 +47,7 @@ def test_a_slow_worker_does_not_hoard_tasks(start):
     assert sorted(slow_share + fast_share) == sorted(sent)
 
 
-def test_a_worker_killed_mid_task_loses_nothing(start):
+def test_a_worker_killed_mid_task_loses_nothing(start, queue_type):
     doomed = start_worker(start, 60)
     sent = produce(start, 3)
     assert doomed.wait_received(1) == sent[:1]
@@ -57,7 +58,7 @@ def test_a_worker_killed_mid_task_loses_nothing(start):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_worker_stopped_mid_task_exits_cleanly_and_gives_the_task_back(start, sig):
+def test_a_worker_stopped_mid_task_exits_cleanly_and_gives_the_task_back(start, queue_type, sig):
     stopped = start_worker(start, 60)
     sent = produce(start, 1)
     assert stopped.wait_received(1) == sent

@@ -1,0 +1,150 @@
+"""The helpers used in the test's own process, as a reader's code uses them, and what the
+broker says about its queues: shared by the tests of publishing and of consuming."""
+
+import json
+import sys
+import threading
+import time
+import urllib.parse
+
+import pika
+
+from common import Queue
+
+TIMEOUT = 15.0  # the longest any test waits for one event
+
+
+class Consuming:
+    """A consumer's receive() on a thread of this test, stopped at the end as Ctrl-C would."""
+
+    def __init__(self, consumer):
+        self.consumer = consumer
+        self.thread = threading.Thread(target=consumer.receive, daemon=True)
+        self.thread.start()
+
+    def __enter__(self):
+        return self.consumer
+
+    def __exit__(self, *exc_info):
+        self.stop()
+        self.consumer.close()
+
+    def stop(self):
+        """Stop consuming, as Ctrl-C does, and wait until receive() has returned."""
+        self.consumer.stop()
+        self.thread.join(TIMEOUT)
+        assert not self.thread.is_alive(), "receive() did not return once stopped"
+
+
+class Printed:
+    """Stands in for sys.stdout: keeps each line the helpers print, and waits for one."""
+
+    def __init__(self):
+        self.lines = []
+        self.partial = ""
+        self.changed = threading.Condition()
+
+    def write(self, text):
+        with self.changed:
+            *complete, self.partial = (self.partial + text).split("\n")
+            self.lines.extend(complete)
+            self.changed.notify_all()
+        return len(text)
+
+    def flush(self):
+        pass
+
+    @classmethod
+    def instead_of_stdout(cls, monkeypatch):
+        """A Printed as sys.stdout until the test ends. Called in the test itself, not a
+        fixture: pytest's own capture takes sys.stdout back when the test starts."""
+        printed = cls()
+        monkeypatch.setattr(sys, "stdout", printed)
+        return printed
+
+    def wait_for(self, line, timeout=TIMEOUT):
+        with self.changed:
+            if not self.changed.wait_for(lambda: line in self.lines, timeout):
+                raise AssertionError(f"{line!r} not printed within {timeout} s: {self.lines}")
+
+
+class Seen:
+    """What several threads saw, in the order they saw it, and a wait until there is enough."""
+
+    def __init__(self):
+        self.items = []
+        self.changed = threading.Condition()
+
+    def add(self, item):
+        with self.changed:
+            self.items.append(item)
+            self.changed.notify_all()
+
+    def wait_for(self, n, what, timeout=TIMEOUT):
+        with self.changed:
+            if not self.changed.wait_for(lambda: len(self.items) >= n, timeout):
+                raise AssertionError(f"{what}: {len(self.items)} of {n} in {timeout} s")
+        return list(self.items)
+
+
+def queue_info(broker, url, name):
+    """The management API's view of a queue: its type, durability and the rest."""
+    vhost = urllib.parse.quote(pika.URLParameters(url).virtual_host, safe="")
+    return json.loads(broker.api("GET", f"/api/queues/{vhost}/{urllib.parse.quote(name)}"))
+
+
+def ready_messages(url, queue):
+    """How many messages wait in the queue, not delivered to any consumer; None if there
+    is no such queue. Declares nothing: a passive declaration only asks."""
+    with Queue(url, None) as observer:
+        try:
+            return observer.channel.queue_declare(queue, passive=True).method.message_count
+        except pika.exceptions.ChannelClosedByBroker as error:
+            if error.reply_code == 404:
+                return None
+            raise
+
+
+def get_all(url, queue):
+    """Take every message waiting in the queue: (properties, body) for each, in order."""
+    taken = []
+    with Queue(url, None) as reader:
+        while True:
+            method, properties, body = reader.channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return taken
+            taken.append((properties, body))
+
+
+def wait_until_ready(url, queue, n, timeout=TIMEOUT):
+    """Wait until n messages wait in the queue (the broker has delivered the rest)."""
+    deadline = time.monotonic() + timeout
+    while (ready := ready_messages(url, queue)) != n:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{ready} messages ready in {queue!r}, not {n}, after {timeout} s")
+        time.sleep(0.05)  # a poll interval, bounded by the deadline above: the broker has no event
+
+
+class Call:
+    """function(*args) on a daemon thread of its own, started at once; result() waits for
+    it. A daemon, so that a call that never returns cannot hold up the end of the run."""
+
+    def __init__(self, function, *args):
+        self.name, self.outcome = function.__name__, {}
+        self.thread = threading.Thread(target=self.call, args=(function, *args), daemon=True)
+        self.thread.start()
+
+    def call(self, function, *args):
+        try:
+            self.outcome["result"] = function(*args)
+        except BaseException as error:  # handed to whoever waits for the result
+            self.outcome["error"] = error
+
+    def result(self, timeout=TIMEOUT):
+        """What the call returned, or the exception it raised; an AssertionError if it has
+        not returned within timeout seconds (it may never return)."""
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), f"{self.name} did not return within {timeout} s"
+        if "error" in self.outcome:
+            raise self.outcome["error"]
+        return self.outcome["result"]

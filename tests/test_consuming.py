@@ -1,0 +1,131 @@
+"""Queue.receive() on each queue type: prefetch, acks after the work, dead letters, a stop,
+and a lost connection; checked on the broker itself."""
+
+import collections
+import threading
+
+import pika
+from inprocess import (
+    TIMEOUT,
+    Consuming,
+    Printed,
+    Seen,
+    get_all,
+    queue_info,
+    ready_messages,
+    wait_until_ready,
+)
+
+from common import Queue
+from common.broker import DEAD_LETTERS, MAX_ATTEMPTS
+
+
+def send(url, queue, *bodies, **properties):
+    with Queue(url, queue) as producer:
+        for body in bodies:
+            assert producer.send(body, properties=pika.BasicProperties(**properties)) is True
+
+
+class Holding(Queue):
+    """A consumer whose callback records each message and holds the first ones it is
+    told to, until released: meanwhile nothing is acked."""
+
+    def __init__(self, *args, hold=1, **options):
+        self.handled, self.hold, self.release = Seen(), hold, threading.Event()
+        super().__init__(*args, **options)
+
+    def callback(self, body):
+        self.handled.add(body)
+        if len(self.handled.items) <= self.hold:
+            assert self.release.wait(TIMEOUT)
+
+
+def test_receive_holds_at_most_prefetch_unacked_messages(amqp_url, queue_type):
+    send(amqp_url, "limited", *map(str, range(5)))
+    with Consuming(Holding(amqp_url, "limited", prefetch=2)) as consumer:
+        consumer.handled.wait_for(1, "the first message")
+        wait_until_ready(amqp_url, "limited", 3)  # two delivered and unacked, three waiting
+        consumer.release.set()
+        assert consumer.handled.wait_for(5, "every message") == ["0", "1", "2", "3", "4"]
+
+
+def test_a_message_is_acked_only_once_its_callback_returns(amqp_url, queue_type):
+    send(amqp_url, "acked", "slow", "quick")
+    with Consuming(Holding(amqp_url, "acked", prefetch=10)) as consumer:
+        consumer.handled.wait_for(1, "the first message")
+        wait_until_ready(amqp_url, "acked", 0)
+    # Stopped mid-callback: neither message was acked, so both went back to the queue.
+    assert [body for _, body in get_all(amqp_url, "acked")] == [b"slow", b"quick"]
+    consumer.release.set()
+
+
+def test_a_message_whose_callback_keeps_failing_goes_to_the_dead_letters(
+    broker, amqp_url, queue_type, capsys
+):
+    handled = Seen()
+
+    class Picky(Queue):
+        def callback(self, body):
+            if body == "poison":
+                raise ValueError("cannot digest this")
+            handled.add(body)
+
+    send(amqp_url, "jobs", "poison", message_id="m-1", correlation_id="c-1")
+    send(amqp_url, "jobs", "fine")
+    with Consuming(Picky(amqp_url, "jobs")):
+        handled.wait_for(1, "the good message")
+        # The consumer declares DEAD_LETTERS itself: the test only asks, declaring nothing.
+        wait_until_ready(amqp_url, DEAD_LETTERS, 1)
+    assert handled.items == ["fine"]
+    [(properties, body)] = get_all(amqp_url, DEAD_LETTERS)
+    assert body == b"poison"
+    assert (properties.message_id, properties.correlation_id) == ("m-1", "c-1")
+    assert properties.delivery_mode == 2
+    assert properties.headers["attempts"] == MAX_ATTEMPTS
+    assert properties.headers["queue"] == "jobs"
+    assert "cannot digest this" in properties.headers["error"]
+    info = queue_info(broker, amqp_url, DEAD_LETTERS)
+    assert (info["type"], info["durable"]) == (queue_type, True)
+    warnings = capsys.readouterr().err.splitlines()
+    assert len(warnings) == MAX_ATTEMPTS and "goes to the queue 'dead_letters'" in warnings[-1]
+    assert ready_messages(amqp_url, "jobs") == 0  # not requeued forever
+
+
+def test_a_body_that_is_not_utf8_does_not_crash_the_consumer(amqp_url, queue_type):
+    with Queue(amqp_url, "bytes") as producer:
+        producer.channel.basic_publish("", "bytes", b"caf\xe9 \xff")
+    with Consuming(Holding(amqp_url, "bytes", hold=0)) as consumer:
+        assert consumer.handled.wait_for(1, "the message") == ["caf\ufffd \ufffd"]
+
+
+def test_a_stopped_consumer_starts_no_callback_and_gives_every_message_back(amqp_url, queue_type):
+    send(amqp_url, "held", *map(str, range(5)))
+    consuming = Consuming(Holding(amqp_url, "held", prefetch=5))
+    consumer = consuming.consumer
+    consumer.handled.wait_for(1, "the first message")
+    wait_until_ready(amqp_url, "held", 0)  # the other four wait in the consumer, behind it
+    consuming.stop()
+    consumer.close()  # the broker takes back all five: none was acked
+    consumer.release.set()  # the first callback ends; the four behind it must not start
+    assert [body for _, body in get_all(amqp_url, "held")] == [b"0", b"1", b"2", b"3", b"4"]
+    assert consumer.handled.items == ["0"]
+
+
+def test_after_a_lost_connection_each_message_is_worked_on_once_more_at_most(
+    broker, amqp_url, queue_type, monkeypatch
+):
+    """The messages delivered but not yet worked on when the connection is lost are
+    delivered again: the consumer drops its old copies instead of working on both."""
+    printed = Printed.instead_of_stdout(monkeypatch)
+    send(amqp_url, "flaky", *map(str, range(5)))
+    with Consuming(Holding(amqp_url, "flaky", prefetch=5)) as consumer:
+        consumer.handled.wait_for(1, "the first message")
+        wait_until_ready(amqp_url, "flaky", 0)  # the other four wait in the consumer
+        vhost = pika.URLParameters(amqp_url).virtual_host
+        broker.ctl("close_all_connections", "-p", vhost, "closed by a test")
+        printed.wait_for(" [*] Reconnected to the broker")
+        consumer.release.set()
+        consumer.handled.wait_for(6, "the five delivered again")
+        wait_until_ready(amqp_url, "flaky", 0)
+    # "0" was mid-callback when the connection went: it is worked on again, as it must be.
+    assert collections.Counter(consumer.handled.items) == {"0": 2, "1": 1, "2": 1, "3": 1, "4": 1}

@@ -1,0 +1,94 @@
+"""Queue.send(): a message counts as sent once the broker confirms it. Until then it is
+sent again, after a lost connection or a refusal (a nack), for RESEND_FOR seconds; a
+login refused on the way is an error at once."""
+
+import time
+import urllib.parse
+
+import pika
+import pytest
+from inprocess import TIMEOUT, Call, Printed, get_all
+from pika.exceptions import NackError
+
+from common import BrokerError, Queue
+from common.broker import Refused
+
+LOST = " [!] Lost the broker: trying again for up to 30 s"
+RECONNECTED = " [*] Reconnected to the broker"
+NACKED = " [!] The broker refused a message (nack): sending it again"
+
+
+def bodies(url, queue):
+    return [body for _, body in get_all(url, queue)]
+
+
+def close_connections(broker, url):
+    """Close every connection to the test's virtual host, as a broker restart would."""
+    broker.ctl("close_all_connections", "-p", pika.URLParameters(url).virtual_host, "by a test")
+
+
+def test_send_after_a_lost_connection_reconnects_and_loses_nothing(
+    broker, amqp_url, queue_type, monkeypatch
+):
+    printed = Printed.instead_of_stdout(monkeypatch)
+    with Queue(amqp_url, "resent") as producer:
+        assert producer.send("before") is True
+        close_connections(broker, amqp_url)
+        assert producer.send("after") is True
+    assert printed.lines == [LOST, RECONNECTED]
+    assert bodies(amqp_url, "resent") == [b"before", b"after"]
+
+
+@pytest.fixture
+def full_queue(amqp_url, queue_type):
+    """A queue with a length limit and overflow "reject-publish", filled until the broker
+    refuses (nacks) a message: it goes on refusing while it is full."""
+    arguments = {"x-max-length": 1, "x-overflow": "reject-publish", "x-queue-type": queue_type}
+    with Queue(amqp_url, None) as setup:
+        setup.channel.queue_declare("bounded", durable=True, arguments=arguments)
+        for _ in range(5):  # a quorum queue takes one message more than its limit
+            try:
+                setup.channel.basic_publish("", "bounded", b"filler")
+            except NackError:
+                return "bounded"
+    raise AssertionError("the broker never refused a message to a full queue")
+
+
+def test_a_refused_message_is_sent_again_until_the_broker_takes_it(
+    amqp_url, full_queue, monkeypatch
+):
+    printed = Printed.instead_of_stdout(monkeypatch)
+    with Queue(amqp_url, None) as producer:
+        sending = Call(producer.send, "second", full_queue)
+        printed.wait_for(NACKED)  # not sent, and the producer says so
+        assert set(bodies(amqp_url, full_queue)) == {b"filler"}  # room again
+        assert sending.result(TIMEOUT) is True
+    assert bodies(amqp_url, full_queue) == [b"second"]
+
+
+def test_a_message_refused_for_longer_than_resend_for_is_an_error(
+    amqp_url, full_queue, monkeypatch
+):
+    monkeypatch.setattr("common.broker.RESEND_FOR", 1)
+    printed = Printed.instead_of_stdout(monkeypatch)
+    with Queue(amqp_url, None) as producer:
+        began = time.monotonic()
+        with pytest.raises(BrokerError, match=r"not sent in 1 s: the broker refused it \(nack\)"):
+            Call(producer.send, "second", full_queue).result()
+        assert time.monotonic() - began < 1 + 5  # the last pause is 2 s at the most
+    assert NACKED in printed.lines
+    assert set(bodies(amqp_url, full_queue)) == {b"filler"}
+
+
+def test_a_login_refused_while_reconnecting_is_an_error_at_once(broker, amqp_url, monkeypatch):
+    monkeypatch.setattr("common.broker.RESEND_FOR", 10)
+    Printed.instead_of_stdout(monkeypatch)
+    vhost = urllib.parse.quote(pika.URLParameters(amqp_url).virtual_host, safe="")
+    with Queue(amqp_url, "kept") as producer:
+        assert producer.send("before") is True
+        broker.api("DELETE", f"/api/permissions/{vhost}/{urllib.parse.quote(broker.user)}")
+        close_connections(broker, amqp_url)
+        began = time.monotonic()
+        with pytest.raises(Refused, match="does not exist, or the user may not use it"):
+            Call(producer.send, "after").result()
+        assert time.monotonic() - began < 5  # not sent again for RESEND_FOR (10 s)
