@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-image bench test test-cluster cluster lint clean readme images
+.PHONY: demo demo-image bench test test-cluster mutants cluster lint clean readme images
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test: lint
 # Only the tests on a three-node cluster (quorum queues, a node killed).
 test-cluster: $(VENV)/.installed
 	$(BIN)/pytest -m cluster
+
+# Break each promise of the helpers on purpose, one at a time (tests/mutants.toml), and
+# check that a test catches it: fails unless every mutant is killed (about 4 minutes).
+mutants: $(VENV)/.installed
+	$(BIN)/python tests/mutants.py
 
 # A local three-node cluster to experiment with; Ctrl-C stops and removes it.
 cluster: $(VENV)/.installed
