@@ -18,6 +18,7 @@ means the change was caught. Exit 0 only if every mutant was killed.
 import argparse
 import concurrent.futures
 import os
+import queue
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,8 @@ import tempfile
 import time
 import xml.etree.ElementTree
 from pathlib import Path
+
+from throwaway import SERVER, LocalNode
 
 try:
     import tomllib
@@ -58,12 +61,15 @@ def apply(copy, mutant):
     return None
 
 
-def run_tests(copy, tests):
-    """Run the tests in the copy: (outcome, what happened), outcome "failed", "passed" or
-    "error". The copy's common/ comes first on the path, for the scripts the tests start
-    too: the repository's own, installed in the virtual environment, would hide it."""
+def run_tests(copy, tests, node):
+    """Run the tests in the copy, on the node if one is given: (outcome, what happened),
+    outcome "failed", "passed" or "error". The copy's common/ comes first on the path, for
+    the scripts the tests start too: the one installed in the virtual environment, the
+    repository's own, would hide it."""
     report = copy / "report.xml"
     environment = {**os.environ, "PYTHONPATH": str(copy)}
+    if node:
+        environment["THROWAWAY_NODE"] = node.describe()
     environment.pop("CI", None)  # a skip is counted below, not turned into a failure
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
     try:
@@ -90,19 +96,43 @@ def run_tests(copy, tests):
     return "passed", f"{counts['tests']} passed"
 
 
-def trial(mutant, scratch):
+def trial(mutant, scratch, node=None):
     """One mutant in a copy of its own: (verdict, why). A mutant with no `find` changes
     nothing: the baseline, whose tests must pass."""
     copy = Path(tempfile.mkdtemp(prefix="mutant-", dir=scratch))
     shutil.copytree(ROOT, copy, ignore=NOT_COPIED, dirs_exist_ok=True)
     if "find" not in mutant:
-        outcome, why = run_tests(copy, mutant["tests"])
+        outcome, why = run_tests(copy, mutant["tests"], node)
         return ("ok" if outcome == "passed" else "error"), why
     problem = apply(copy, mutant)
     if problem:
         return "error", problem
-    outcome, why = run_tests(copy, mutant["tests"])
+    outcome, why = run_tests(copy, mutant["tests"], node)
     return {"failed": "killed", "passed": "survived", "error": "error"}[outcome], why
+
+
+def start_nodes(jobs):
+    """One throwaway node per job, shared by the runs one after another: a node takes
+    about 10 s to start, longer than most runs. None where none can start here (no
+    rabbitmq-server, or AMQP_URL names a broker): each run finds its own then."""
+    nodes = queue.SimpleQueue()
+    if os.environ.get("AMQP_URL") or not os.path.exists(SERVER):
+        for _ in range(jobs):
+            nodes.put(None)
+        return nodes, []
+    started = [LocalNode(wait=False) for _ in range(jobs)]
+    for node in started:
+        node.wait_started()
+        nodes.put(node)
+    return nodes, started
+
+
+def on_a_node(nodes, mutant, scratch):
+    node = nodes.get()  # free: the job before on it has ended
+    try:
+        return trial(mutant, scratch, node)
+    finally:
+        nodes.put(node)
 
 
 def main():
@@ -114,15 +144,23 @@ def main():
     baseline = {"name": "(no change)", "tests": sorted({t for m in mutants for t in m["tests"]})}
     began = time.monotonic()
     verdicts = {}
-    with (
-        tempfile.TemporaryDirectory(prefix="mutants-") as scratch,
-        concurrent.futures.ThreadPoolExecutor(args.jobs) as pool,
-    ):
-        runs = {pool.submit(trial, m, scratch): m["name"] for m in [baseline, *mutants]}
-        for run in concurrent.futures.as_completed(runs):
-            verdict, why = run.result()
-            verdicts[runs[run]] = verdict
-            print(f"{verdict:9} {runs[run]:32} {why}", flush=True)
+    nodes, started = start_nodes(args.jobs)
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="mutants-") as scratch,
+            concurrent.futures.ThreadPoolExecutor(args.jobs) as pool,
+        ):
+            runs = {
+                pool.submit(on_a_node, nodes, mutant, scratch): mutant["name"]
+                for mutant in [baseline, *mutants]
+            }
+            for run in concurrent.futures.as_completed(runs):
+                verdict, why = run.result()
+                verdicts[runs[run]] = verdict
+                print(f"{verdict:9} {runs[run]:32} {why}", flush=True)
+    finally:
+        for node in started:
+            node.stop()
     killed = sum(verdict == "killed" for verdict in verdicts.values())
     print(f"{killed} of {len(mutants)} mutants killed in {time.monotonic() - began:.0f} s")
     if verdicts.pop(baseline["name"]) != "ok":

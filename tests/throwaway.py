@@ -2,6 +2,8 @@
 
 Where the broker comes from, in this order:
 
+0. ``THROWAWAY_NODE`` is set: the local node (below) that a parent process started
+   and described there (``make mutants`` starts one per job, not one per run).
 1. ``AMQP_URL`` is set: that broker. Its management API (``RABBITMQ_API_URL``,
    default ``http://<host>:15672``) creates the per-test virtual hosts.
 2. A Docker engine answers: a container from the pinned ``IMAGE``, with
@@ -26,7 +28,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from base64 import b64encode
-from json import dumps
+from json import dumps, loads
 
 import pika
 
@@ -223,9 +225,35 @@ class LocalNode(Broker):
             f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/%2F", f"http://127.0.0.1:{api_port}"
         )
         self.process = None
+        self.owned = True  # stop() stops it and removes its folder
         self.launch()
         if wait:
             self.wait_started()
+
+    def describe(self):
+        """What another process needs to use this node: for THROWAWAY_NODE, as JSON."""
+        return dumps(
+            {
+                "amqp_url": self.url("/"),
+                "api_url": self.api_url,
+                "folder": self.folder,
+                "node": self.node,
+                "tls_port": self.tls_port,
+                "ca_file": str(self.ca_file) if self.tls_port else None,
+                "cli_env": {k: v for k, v in self.cli_env.items() if os.environ.get(k) != v},
+            }
+        )
+
+    @classmethod
+    def reuse(cls, description):
+        """The node that describe() described, started by another process, which stops it."""
+        facts = loads(description)
+        node = cls.__new__(cls)
+        Broker.__init__(node, facts["amqp_url"], facts["api_url"])
+        node.folder, node.node, node.tls_port = facts["folder"], facts["node"], facts["tls_port"]
+        node.ca_file, node.process, node.owned = facts["ca_file"], None, False
+        node.cli_env = {**os.environ, **facts["cli_env"]}
+        return node
 
     def launch(self):
         # Here, not on a helper thread: PR_SET_PDEATHSIG fires when the *thread* that
@@ -305,8 +333,9 @@ class LocalNode(Broker):
             time.sleep(0.1)  # a poll interval, bounded by the deadline above
 
     def stop(self):
-        self.stop_process(graceful=False)  # nothing in it is kept, so no need to wait
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.owned:
+            self.stop_process(graceful=False)  # nothing in it is kept, so no need to wait
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class Container(Broker):
@@ -348,6 +377,8 @@ def docker_engine_answers():
 
 
 def start_broker():
+    if os.environ.get("THROWAWAY_NODE"):
+        return LocalNode.reuse(os.environ["THROWAWAY_NODE"])
     url = os.environ.get("AMQP_URL")
     if url:
         host = urllib.parse.urlsplit(url).hostname or "localhost"
