@@ -2,9 +2,11 @@
 
 ``Queue`` talks to one queue, ``Exchange`` to an exchange and the queue bound
 to it; ``cli`` parses the options every script takes and turns broker errors
-into one ``error:`` line.
+into one ``error:`` line. Each file has one job: ``connection``, ``publishing``,
+``consuming``, ``topology`` (Queue and Exchange), ``rpc`` and ``bulk``.
 """
 
-from common.broker import BrokerError, Exchange, Queue
+from common.connection import BrokerError
+from common.topology import Exchange, Queue
 
 __all__ = ["BrokerError", "Exchange", "Queue"]

@@ -1,20 +1,24 @@
 """What every script shares on the command line: --url, number checks, and run().
 
-run() is the promise of ../shared/cli-contract.md in one place: output
-flushed line by line, SIGTERM treated like Ctrl-C, and a broker problem
-printed as one ``error:`` line with exit code 1 instead of a traceback.
+run() keeps the command-line conventions (README, "Conventions") in one
+place: output flushed line by line, what the helpers log shown on the
+terminal, SIGTERM treated like Ctrl-C, and a broker problem printed as one
+``error:`` line with exit code 1 instead of a traceback.
 """
 
 import argparse
+import logging
 import math
 import os
+import re
+import shlex
 import signal
 import sys
 from urllib.parse import urlsplit
 
 import pika
 
-from common.broker import BrokerError, broker_urls
+from common.connection import BrokerError, broker_urls
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 RETRY_FOR = 30.0  # seconds a consumer keeps trying to reach the broker: a restart fits
@@ -96,8 +100,8 @@ def parser(doc, consumer=False):
     result = argparse.ArgumentParser(
         description=doc,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="QUEUE_TYPE=quorum in the environment makes named queues quorum queues, "
-        "replicated on the nodes of a cluster (see the README).",
+        epilog="Named queues are durable quorum queues, as RabbitMQ's tutorials declare "
+        "them; QUEUE_TYPE=classic in the environment makes them classic queues.",
     )
     result.add_argument(
         "--url",
@@ -127,6 +131,7 @@ def run(main, consumer=False):
     how it ends) but 130 for a producer (it did not finish)."""
     sys.stdout.reconfigure(line_buffering=True)  # `consumer.py > file` fills the file line by line
     sys.stderr.reconfigure(line_buffering=True)
+    show_logs()
     # Ctrl-C and SIGTERM both raise KeyboardInterrupt, even where a shell started us
     # with SIGINT ignored (`consumer.py &`); Queue.receive() turns them into a flag.
     for stop in (signal.SIGINT, signal.SIGTERM):
@@ -152,16 +157,44 @@ def run(main, consumer=False):
         sys.exit(0 if consumer else 130)
 
 
+INEQUIVALENT = re.compile(
+    r"inequivalent arg '([^']+)' for (queue|exchange) '([^']*)' in vhost '([^']*)': "
+    r"received (.+) but current is (.+)$"
+)
+
+
+def show_logs():
+    """Show what the helpers log as the scripts print: notices on stdout, as they are,
+    and warnings on stderr, after "warning: "."""
+    notices = logging.StreamHandler(sys.stdout)
+    notices.addFilter(lambda record: record.levelno < logging.WARNING)
+    warnings = logging.StreamHandler(sys.stderr)
+    warnings.setLevel(logging.WARNING)
+    warnings.setFormatter(logging.Formatter("warning: %(message)s"))
+    helpers = logging.getLogger("common")
+    helpers.setLevel(logging.INFO)
+    helpers.handlers = [notices, warnings]
+    logging.raiseExceptions = False  # output gone (`consumer.py | head`): no traceback
+
+
 def hint(reply_text):
-    if reply_text.startswith("PRECONDITION_FAILED") and "for queue" in reply_text:
-        name = reply_text.split("for queue '", 1)[-1].split("'", 1)[0]
-        if "'x-queue-type'" in reply_text:
-            return (
-                f" (the queue {name!r} exists with another type: run with the QUEUE_TYPE it "
-                f"was declared with, or delete it with `rabbitmqctl delete_queue {name}`)"
-            )
-        return (
-            f" (the queue {name!r} already exists with other settings: delete it with "
-            f"`rabbitmqctl delete_queue {name}` and run again)"
-        )
-    return ""
+    """What to do about a declaration the broker refused (PRECONDITION_FAILED): the
+    queue or exchange exists with other settings than this script declares."""
+    found = INEQUIVALENT.search(reply_text)
+    if not found:
+        return ""
+    setting, kind, name, vhost, asked, current = found.groups()
+    # "the value 'quorum' of type 'longstr'" says no more than "'quorum'"
+    asked, current = (
+        re.sub(r"the value ('[^']*') of type '\w+'", r"\1", v) for v in (asked, current)
+    )
+    said = f"this script declares the {kind} {name!r} with {setting} {asked}, but it has {current}"
+    if kind == "exchange":
+        return f" ({said}: delete it, in the management UI's Exchanges tab, and run again)"
+    delete = (
+        f"`rabbitmqctl delete_queue{'' if vhost == '/' else ' -p ' + shlex.quote(vhost)} {name}`"
+    )
+    existing = {"none": "classic", "'classic'": "classic", "'quorum'": "quorum"}.get(current)
+    if setting == "x-queue-type" and existing:
+        return f" ({said}: run with QUEUE_TYPE={existing}, or delete it with {delete})"
+    return f" ({said}: delete it with {delete} and run again)"

@@ -10,12 +10,19 @@ A reply whose AMQP ``type`` property is "error" carries an error message
 instead of a result: the client raises it as RpcError.
 """
 
+import functools
+import logging
 import time
 import uuid
 
 import pika
+from pika.exceptions import UnroutableError
 
-from common.broker import BrokerError, Queue
+from common.connection import BrokerError
+from common.publishing import Publisher
+from common.topology import Queue
+
+log = logging.getLogger(__name__)
 
 # Direct reply-to: the broker hands replies straight to the client's channel,
 # so no reply queue has to be declared, and cleaned up, for every client.
@@ -30,63 +37,70 @@ class RpcTimeout(BrokerError):
     """No reply came in time."""
 
 
-class RpcClient(Queue):
-    """Sends requests to the server's queue and waits, without spinning, for their replies."""
+class NoServer(BrokerError):
+    """No queue takes the requests: no server has declared it."""
 
-    def __init__(self, url, queue, *, timeout=5.0):
-        self.timeout = timeout
-        self.replies = {}  # correlation id -> reply, for each call under way (None: no reply yet)
-        super().__init__(url, queue)  # declared here too, so either side may start first
 
-    def open(self):
-        super().open()
+class RpcClient(Publisher):
+    """Sends requests to the server's queue and waits, without spinning, for their replies.
+    It declares no queue: the server owns its queue, and the replies need none."""
+
+    def __init__(self, url: str, queue: str, *, timeout: float = 5.0):
+        self.server_queue, self.timeout = queue, timeout
+        self.replies: dict = {}  # correlation id -> reply, per call under way (None: not yet)
+        super().__init__(url)
+
+    def declare(self) -> None:
         # On every new channel, after a reconnection too: replies come to this consumer.
         self.channel.basic_consume(REPLY_TO, self.on_reply, auto_ack=True)  # no-ack: required
 
-    def request(self, body):
+    def request(self, body: str) -> str:
         """One reply: the result as text; RpcError if the server refused the request."""
         [reply] = self.request_many([body])
         if isinstance(reply, RpcError):
             raise reply
         return reply
 
-    def request_many(self, bodies):
+    def request_many(self, bodies: list[str]) -> list:
         """Send every request at once, then wait for all replies; in the order asked.
 
-        A refused request's place holds its RpcError; RpcTimeout if the replies
-        do not all come within timeout seconds.
+        A refused request's place holds its RpcError. NoServer at once if no queue
+        takes the requests; RpcTimeout if the replies do not all come within timeout.
         """
-        ids = []
-        for body in bodies:
-            correlation_id = str(uuid.uuid4())
-            self.replies[correlation_id] = None
-            ids.append(correlation_id)
-            properties = pika.BasicProperties(
-                content_type="text/plain",
-                reply_to=REPLY_TO,
-                correlation_id=correlation_id,
-                expiration=str(int(self.timeout * 1000)),  # nobody waits for it after that
-            )
-            self.send(body, properties=properties)
+        ids = [str(uuid.uuid4()) for _ in bodies]
+        self.replies.update(dict.fromkeys(ids))
         try:
+            for body, correlation_id in zip(bodies, ids, strict=True):
+                properties = pika.BasicProperties(
+                    content_type="text/plain",
+                    reply_to=REPLY_TO,
+                    correlation_id=correlation_id,
+                    expiration=str(int(self.timeout * 1000)),  # nobody waits for it after that
+                )
+                self.publish(body, self.server_queue, properties=properties)
             self.wait_for(ids)
             return [self.replies[i] for i in ids]
+        except UnroutableError:
+            raise NoServer(
+                f"no server is consuming {self.server_queue!r} (no such queue): start the "
+                "server first (python rpc/consumer.py), then ask again"
+            ) from None
         finally:
             for i in ids:
                 del self.replies[i]  # a reply that comes later is a stray: dropped
 
-    def wait_for(self, ids):
+    def wait_for(self, ids: list[str]) -> None:
         deadline = time.monotonic() + self.timeout
         while any(self.replies[i] is None for i in ids):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise RpcTimeout(
-                    f"no reply within {self.timeout:g} s: the server may not be running"
+                    f"no reply within {self.timeout:g} s: the server is not running, or too busy"
                 )
             # Sleeps in select() until a reply or the deadline: no busy loop.
             self.connection.process_data_events(time_limit=remaining)
 
-    def on_reply(self, channel, method, properties, body):
+    def on_reply(self, channel, method, properties, body) -> None:
         if self.replies.get(properties.correlation_id, "unknown") is not None:
             return  # not a call under way, or answered already: a stray, ignored
         text = body.decode("utf-8", errors="replace")
@@ -96,24 +110,34 @@ class RpcClient(Queue):
 
 
 class RpcServer(Queue):
-    """Consumes requests and replies to each; respond() says what the answer is."""
+    """Consumes requests and replies to each; respond() says what the answer is. It runs
+    on the worker thread, like every callback, so a long answer stops no heartbeat."""
 
     ready = " [x] Awaiting RPC requests"
 
-    def on_message(self, channel, method, properties, body):
+    def respond(self, body: bytes) -> str:
+        """The reply to one request as text; raise ValueError to refuse it."""
+        raise NotImplementedError
+
+    def handle(self, channel, method, properties, body):
         try:
             reply, kind = self.respond(body), "result"
         except ValueError as error:  # a request we cannot answer: tell the client, keep serving
             reply, kind = str(error), "error"
+        except BrokenPipeError:
+            raise
+        except Exception as error:  # a bug of ours: the client hears of it, and so do we
+            log.warning(f"respond() failed ({error!r}): the client gets an error reply")
+            reply, kind = f"the server failed: {error!r}", "error"
+        return functools.partial(self.answer, channel, method, properties, reply, kind)
+
+    @staticmethod
+    def answer(channel, method, properties, reply, kind) -> None:
         if properties.reply_to:
             answer = pika.BasicProperties(
                 content_type="text/plain", correlation_id=properties.correlation_id, type=kind
             )
-            # Not send(): its mandatory flag would have RabbitMQ return every reply
-            # to a direct reply-to address as unroutable, even the delivered ones.
+            # No mandatory flag: RabbitMQ would return every reply to a direct reply-to
+            # address as unroutable, even the delivered ones.
             channel.basic_publish("", properties.reply_to, reply.encode(), answer)
         channel.basic_ack(method.delivery_tag)  # answered (or unanswerable): done with it
-
-    def respond(self, body):
-        """The reply to one request (bytes) as text; raise ValueError to refuse it."""
-        raise NotImplementedError

@@ -40,7 +40,7 @@ from rich.console import Console
 from rich.table import Table
 from throwaway import BrokerUnavailable, answers, start_throwaway
 
-from common.broker import Queue
+from common import Queue
 from common.bulk import publish_many
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
@@ -51,6 +51,9 @@ QUEUE = "bench"  # publishing and consuming
 BARE_RPC_QUEUE = "bench_rpc"  # the bare RPC server's
 RPC_QUEUE = "rpc_queue"  # rpc/consumer.py's: fixed there
 TASK_QUEUE = "task_queue"  # workers/consumer.py's: fixed there
+QUORUM = {
+    "x-queue-type": "quorum"
+}  # every named queue, as the helpers and the tutorials declare it
 REPLY_TO = "amq.rabbitmq.reply-to"
 BATCH = 100  # confirmed in batches: wait for all confirms of a batch before the next
 WINDOW = 1000  # confirmed streaming: at most this many unconfirmed at a time
@@ -349,7 +352,7 @@ def serve_bare_rpc(url):
     """
     connection = connect(url)
     channel = connection.channel()
-    channel.queue_declare(BARE_RPC_QUEUE, durable=True)
+    channel.queue_declare(BARE_RPC_QUEUE, durable=True, arguments=QUORUM)
     channel.basic_qos(prefetch_count=1)
 
     def on_request(channel, method, properties, body):
@@ -411,8 +414,9 @@ def measure_rpc(url, counts, report):
     server in a process of its own. Both pairs run side by side, taking turns call by
     call (round by round), so that both meet the same moments of the machine."""
     fibonacci = runpy.run_path(str(ROOT / "rpc" / "producer.py"), run_name="bench")
-    with admin_channel(url) as channel:
-        channel.queue_declare(BARE_RPC_QUEUE, durable=True)  # before the first request
+    with admin_channel(url) as channel:  # as each server will: before the first request
+        for queue in (BARE_RPC_QUEUE, RPC_QUEUE):
+            channel.queue_declare(queue, durable=True, arguments=QUORUM)
     # Its output, a line per request, goes nowhere: reading it would load this process.
     server = Script(ROOT / "rpc" / "consumer.py", "--url", url, url=url, stdout=subprocess.DEVNULL)
     bare_server = multiprocessing.get_context("spawn").Process(
@@ -680,8 +684,8 @@ class BenchBroker:
                 self.throwaway.stop()
                 raise
         with admin_channel(self.url) as channel:
-            channel.queue_declare(QUEUE, durable=True)
-            channel.queue_declare(TASK_QUEUE, durable=True)
+            channel.queue_declare(QUEUE, durable=True, arguments=QUORUM)
+            channel.queue_declare(TASK_QUEUE, durable=True, arguments=QUORUM)
 
     def claim_queues(self):
         """Refuse queues that something else uses; note those that the benchmark declares."""

@@ -1,6 +1,8 @@
+import logging
 import os
 
 import pytest
+from inprocess import Logged
 from processes import Script
 from throwaway import BrokerUnavailable, start_broker
 
@@ -81,3 +83,15 @@ def queue_type(request, monkeypatch):
     """Each queue type in turn, for the helpers here and for every script a test starts."""
     monkeypatch.setenv("QUEUE_TYPE", request.param)
     return request.param
+
+
+@pytest.fixture
+def logged():
+    """What the helpers log during the test (inprocess.Logged)."""
+    handler, helpers = Logged(), logging.getLogger("common")
+    level = helpers.level
+    helpers.setLevel(logging.INFO)
+    helpers.addHandler(handler)
+    yield handler
+    helpers.removeHandler(handler)
+    helpers.setLevel(level)

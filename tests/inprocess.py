@@ -2,7 +2,7 @@
 broker says about its queues: shared by the tests of publishing and of consuming."""
 
 import json
-import sys
+import logging
 import threading
 import time
 import urllib.parse
@@ -36,36 +36,28 @@ class Consuming:
         assert not self.thread.is_alive(), "receive() did not return once stopped"
 
 
-class Printed:
-    """Stands in for sys.stdout: keeps each line the helpers print, and waits for one."""
+class Logged(logging.Handler):
+    """What the helpers log in this process, line by line as a script prints it (a
+    warning after "warning: "), and a wait for a line."""
 
     def __init__(self):
+        super().__init__()
         self.lines = []
-        self.partial = ""
         self.changed = threading.Condition()
 
-    def write(self, text):
+    def emit(self, record):
+        text = record.getMessage()
         with self.changed:
-            *complete, self.partial = (self.partial + text).split("\n")
-            self.lines.extend(complete)
+            self.lines.append(text if record.levelno < logging.WARNING else f"warning: {text}")
             self.changed.notify_all()
-        return len(text)
 
-    def flush(self):
-        pass
-
-    @classmethod
-    def instead_of_stdout(cls, monkeypatch):
-        """A Printed as sys.stdout until the test ends. Called in the test itself, not a
-        fixture: pytest's own capture takes sys.stdout back when the test starts."""
-        printed = cls()
-        monkeypatch.setattr(sys, "stdout", printed)
-        return printed
+    def warnings(self):
+        return [line for line in self.lines if line.startswith("warning: ")]
 
     def wait_for(self, line, timeout=TIMEOUT):
         with self.changed:
             if not self.changed.wait_for(lambda: line in self.lines, timeout):
-                raise AssertionError(f"{line!r} not printed within {timeout} s: {self.lines}")
+                raise AssertionError(f"{line!r} not logged within {timeout} s: {self.lines}")
 
 
 class Seen:

@@ -53,6 +53,8 @@ def load(names):
 def apply(copy, mutant):
     """Make the mutant's change in the copy; why it cannot, or None."""
     path = copy / mutant["file"]
+    if not path.is_file():
+        return f"there is no {mutant['file']}"
     text = path.read_text()
     found = text.count(mutant["find"])
     if found != 1:

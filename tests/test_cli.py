@@ -155,7 +155,7 @@ def test_url_given_twice_keeps_both_even_when_the_first_is_the_default(monkeypat
 
 
 def test_a_comma_in_a_password_is_part_of_it_and_never_shown():
-    from common.broker import broker_urls, without_password
+    from common.connection import broker_urls, without_password
 
     url = f"amqp://guest:{PASSWORD},x@host/"
     assert broker_urls(f"{url},amqps://h2/") == [url, "amqps://h2/"]
@@ -175,7 +175,7 @@ def test_with_several_urls_the_first_broker_that_answers_is_used(amqp_url):
 
 def test_an_unknown_queue_type_is_one_error_line(amqp_url):
     process = run("workers/producer.py", url=amqp_url, env={"QUEUE_TYPE": "quorom"})
-    assert_one_error_line(process, "'quorom'", "classic or quorum")
+    assert_one_error_line(process, "'quorom'", "quorum or classic")
 
 
 @pytest.mark.parametrize(
@@ -198,26 +198,38 @@ def test_an_unknown_virtual_host_is_one_error_line(script, amqp_url):
 def test_a_queue_declared_with_other_settings_names_the_queue_and_the_fix(amqp_url):
     import pika
 
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    connection.channel().queue_declare("basic", durable=True, arguments={"x-max-length": 10})
-    connection.close()
+    vhost = pika.URLParameters(amqp_url).virtual_host
+    arguments = {"x-queue-type": "quorum", "x-max-length": 10}
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+        connection.channel().queue_declare("basic", durable=True, arguments=arguments)
     assert_one_error_line(
         run("basic/producer.py", url=amqp_url),
         "PRECONDITION_FAILED",
-        "rabbitmqctl delete_queue basic",
+        "declares the queue 'basic' with x-max-length none, but it has '10'",
+        f"rabbitmqctl delete_queue -p {vhost} basic",
     )
 
 
 def test_a_queue_of_another_type_says_which_queue_type_to_run_with(amqp_url):
     import pika
 
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    quorum = {"x-queue-type": "quorum"}
-    connection.channel().queue_declare("task_queue", durable=True, arguments=quorum)
-    connection.close()
-    classic = run("workers/producer.py", url=amqp_url)
-    assert_one_error_line(classic, "'x-queue-type'", "run with the QUEUE_TYPE")
-    assert run("workers/producer.py", url=amqp_url, env={"QUEUE_TYPE": "quorum"}).wait() == 0
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+        connection.channel().queue_declare("task_queue", durable=True)  # classic
+    quorum = run("workers/producer.py", url=amqp_url)
+    assert_one_error_line(quorum, "'x-queue-type'", "run with QUEUE_TYPE=classic")
+    assert run("workers/producer.py", url=amqp_url, env={"QUEUE_TYPE": "classic"}).wait() == 0
+
+
+def test_an_exchange_of_another_type_names_it_and_the_fix(amqp_url):
+    import pika
+
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+        connection.channel().exchange_declare("routing", "fanout", durable=True)
+    assert_one_error_line(
+        run("routing/producer.py", "blue", url=amqp_url),
+        "declares the exchange 'routing' with type 'direct', but it has 'fanout'",
+        "delete it",
+    )
 
 
 def test_a_host_name_that_cannot_be_one_is_one_error_line():

@@ -11,30 +11,30 @@ from inprocess import get_all, queue_info, ready_messages
 from throwaway import free_port
 
 from common import BrokerError, Exchange, Queue
-from common.broker import without_password
 from common.bulk import publish_many
+from common.connection import reason, without_password
 
 
-def test_a_named_queue_is_durable_and_its_messages_persistent(broker, amqp_url):
+def test_a_named_queue_is_a_durable_quorum_queue_and_its_messages_persistent(broker, amqp_url):
     with Queue(amqp_url, "kept") as queue:
         assert queue.send("hello") is True
     info = queue_info(broker, amqp_url, "kept")
-    assert (info["durable"], info["exclusive"], info["type"]) == (True, False, "classic")
+    assert (info["durable"], info["exclusive"], info["type"]) == (True, False, "quorum")
     [(properties, body)] = get_all(amqp_url, "kept")
     assert (properties.delivery_mode, body) == (2, b"hello")
 
 
-def test_a_quorum_queue_on_request(broker, amqp_url):
-    with Queue(amqp_url, "replicated", queue_type="quorum") as queue:
+def test_a_classic_queue_on_request(broker, amqp_url):
+    with Queue(amqp_url, "local", queue_type="classic") as queue:
         assert queue.send("hello") is True
-    assert queue_info(broker, amqp_url, "replicated")["type"] == "quorum"
+    assert queue_info(broker, amqp_url, "local")["type"] == "classic"
 
 
-def test_quorum_queues_for_every_pattern_by_the_environment(broker, amqp_url, monkeypatch):
-    monkeypatch.setenv("QUEUE_TYPE", "quorum")
+def test_classic_queues_for_every_pattern_by_the_environment(broker, amqp_url, monkeypatch):
+    monkeypatch.setenv("QUEUE_TYPE", "classic")
     with Queue(amqp_url, "task_queue") as queue:
         assert queue.send("hello") is True
-    assert queue_info(broker, amqp_url, "task_queue")["type"] == "quorum"
+    assert queue_info(broker, amqp_url, "task_queue")["type"] == "classic"
 
 
 def test_a_queue_with_no_name_is_server_named_and_exclusive(broker, amqp_url):
@@ -57,13 +57,14 @@ def test_exchange_fans_out_to_every_bound_queue(amqp_url):
         subscriber.close()
 
 
-def test_exchange_routes_by_key_and_reports_the_unroutable(amqp_url, capsys):
+def test_exchange_routes_by_key_and_reports_the_unroutable(amqp_url, logged):
     with Exchange(amqp_url, "colours", "direct", queue="blue-and-red") as consumer:
         consumer.bind("blue", "red")
         with Exchange(amqp_url, "colours", "direct") as producer:
             assert producer.send("sky", routing_key="blue") is True
             assert producer.send("grass", routing_key="green") is False
-        assert "unroutable" in capsys.readouterr().err
+        [warning] = logged.warnings()
+        assert warning.startswith("warning: unroutable") and "'green'" in warning
         assert consumer.channel.basic_get(consumer.queue, auto_ack=True)[2] == b"sky"
         assert consumer.channel.basic_get(consumer.queue, auto_ack=True)[0] is None
 
@@ -135,3 +136,12 @@ def test_publish_many_with_no_broker_is_a_broker_error():
 def test_a_url_is_printed_without_its_password(url, shown):
     """What a library caller prints: the command line refuses the malformed ones earlier."""
     assert without_password(url) == shown
+
+
+def test_a_refused_guest_login_from_another_machine_names_the_localhost_rule():
+    """RabbitMQ lets guest in only over loopback: that, not the password, is the reason."""
+    refused = pika.exceptions.ProbableAuthenticationError()
+    assert "only from localhost" in reason(refused, "amqp://guest:guest@rabbit.example.com/")
+    for here in ("localhost", "127.0.0.1", "[::1]"):
+        assert "check them" in reason(refused, f"amqp://guest:guest@{here}/")
+    assert "check them" in reason(refused, "amqp://me:pw@rabbit.example.com/")

@@ -2,13 +2,14 @@
 and a lost connection; checked on the broker itself."""
 
 import collections
+import json
 import threading
+import time
 
 import pika
 from inprocess import (
     TIMEOUT,
     Consuming,
-    Printed,
     Seen,
     get_all,
     queue_info,
@@ -17,7 +18,26 @@ from inprocess import (
 )
 
 from common import Queue
-from common.broker import DEAD_LETTERS, MAX_ATTEMPTS
+from common.consuming import DEAD_LETTERS, MAX_ATTEMPTS
+
+
+def broker_version(broker):
+    version = json.loads(broker.api("GET", "/api/overview"))["rabbitmq_version"]
+    return tuple(int(part) for part in version.split(".")[:2])
+
+
+def wait_until_acked(broker, url, queue, timeout=TIMEOUT):
+    """Wait until the queue holds no message, ready or unacknowledged (rabbitmqctl says so
+    at once; the management API lags by seconds)."""
+    vhost = pika.URLParameters(url).virtual_host
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = broker.ctl("list_queues", "-p", vhost, "--quiet", "name", "messages")
+        counts = dict(line.split("\t") for line in listed.splitlines() if "\t" in line)
+        if counts.get(queue) == "0":
+            return
+        assert time.monotonic() < deadline, f"{queue!r} still holds messages: {listed}"
+        time.sleep(0.2)  # a poll interval, bounded by the deadline above
 
 
 def send(url, queue, *bodies, **properties):
@@ -49,6 +69,16 @@ def test_receive_holds_at_most_prefetch_unacked_messages(amqp_url, queue_type):
         assert consumer.handled.wait_for(5, "every message") == ["0", "1", "2", "3", "4"]
 
 
+def test_every_message_worked_on_is_acked(broker, amqp_url, queue_type):
+    """Ten messages behind a held one are worked on in a burst, their acks sent as few."""
+    send(amqp_url, "burst", *map(str, range(10)))
+    with Consuming(Holding(amqp_url, "burst", prefetch=10)) as consumer:
+        consumer.handled.wait_for(1, "the first message")
+        consumer.release.set()
+        consumer.handled.wait_for(10, "every message")
+        wait_until_acked(broker, amqp_url, "burst")
+
+
 def test_a_message_is_acked_only_once_its_callback_returns(amqp_url, queue_type):
     send(amqp_url, "acked", "slow", "quick")
     with Consuming(Holding(amqp_url, "acked", prefetch=10)) as consumer:
@@ -60,7 +90,7 @@ def test_a_message_is_acked_only_once_its_callback_returns(amqp_url, queue_type)
 
 
 def test_a_message_whose_callback_keeps_failing_goes_to_the_dead_letters(
-    broker, amqp_url, queue_type, capsys
+    broker, amqp_url, queue_type, logged
 ):
     handled = Seen()
 
@@ -81,13 +111,18 @@ def test_a_message_whose_callback_keeps_failing_goes_to_the_dead_letters(
     assert body == b"poison"
     assert (properties.message_id, properties.correlation_id) == ("m-1", "c-1")
     assert properties.delivery_mode == 2
-    assert properties.headers["attempts"] == MAX_ATTEMPTS
+    # A classic queue before RabbitMQ 4.3 counts no deliveries: the consumer knows only
+    # that a message was delivered before, so it gives a message two.
+    counted = queue_type == "quorum" or broker_version(broker) >= (4, 3)
+    attempts = MAX_ATTEMPTS if counted else 2
+    assert properties.headers["attempts"] == attempts
     assert properties.headers["queue"] == "jobs"
     assert "cannot digest this" in properties.headers["error"]
     info = queue_info(broker, amqp_url, DEAD_LETTERS)
     assert (info["type"], info["durable"]) == (queue_type, True)
-    warnings = capsys.readouterr().err.splitlines()
-    assert len(warnings) == MAX_ATTEMPTS and "goes to the queue 'dead_letters'" in warnings[-1]
+    warnings = logged.warnings()
+    assert len(warnings) == attempts and "goes to the queue 'dead_letters'" in warnings[-1]
+    assert f"attempt {attempts} of {attempts}" in warnings[-1]
     assert ready_messages(amqp_url, "jobs") == 0  # not requeued forever
 
 
@@ -112,18 +147,17 @@ def test_a_stopped_consumer_starts_no_callback_and_gives_every_message_back(amqp
 
 
 def test_after_a_lost_connection_each_message_is_worked_on_once_more_at_most(
-    broker, amqp_url, queue_type, monkeypatch
+    broker, amqp_url, queue_type, logged
 ):
     """The messages delivered but not yet worked on when the connection is lost are
     delivered again: the consumer drops its old copies instead of working on both."""
-    printed = Printed.instead_of_stdout(monkeypatch)
     send(amqp_url, "flaky", *map(str, range(5)))
     with Consuming(Holding(amqp_url, "flaky", prefetch=5)) as consumer:
         consumer.handled.wait_for(1, "the first message")
         wait_until_ready(amqp_url, "flaky", 0)  # the other four wait in the consumer
         vhost = pika.URLParameters(amqp_url).virtual_host
         broker.ctl("close_all_connections", "-p", vhost, "closed by a test")
-        printed.wait_for(" [*] Reconnected to the broker")
+        logged.wait_for(" [*] Reconnected to the broker")
         consumer.release.set()
         consumer.handled.wait_for(6, "the five delivered again")
         wait_until_ready(amqp_url, "flaky", 0)

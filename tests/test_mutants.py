@@ -5,7 +5,7 @@ import pytest
 from mutants import load, trial
 
 GUARD = ["tests/test_common.py::test_a_url_is_printed_without_its_password"]
-REDACTION = {"file": "common/broker.py", "tests": GUARD}
+REDACTION = {"file": "common/connection.py", "tests": GUARD}
 
 
 @pytest.mark.parametrize(

@@ -7,12 +7,12 @@ import urllib.parse
 
 import pika
 import pytest
-from inprocess import TIMEOUT, Call, Printed, get_all
+from inprocess import TIMEOUT, Call, get_all
 from pika.exceptions import NackError
 
 from common import BrokerError, Queue
-from common.broker import Refused
 from common.bulk import publish_many
+from common.connection import Refused
 
 LOST = " [!] Lost the broker: trying again for up to 30 s"
 RECONNECTED = " [*] Reconnected to the broker"
@@ -29,14 +29,13 @@ def close_connections(broker, url):
 
 
 def test_send_after_a_lost_connection_reconnects_and_loses_nothing(
-    broker, amqp_url, queue_type, monkeypatch
+    broker, amqp_url, queue_type, logged
 ):
-    printed = Printed.instead_of_stdout(monkeypatch)
     with Queue(amqp_url, "resent") as producer:
         assert producer.send("before") is True
         close_connections(broker, amqp_url)
         assert producer.send("after") is True
-    assert printed.lines == [LOST, RECONNECTED]
+    assert logged.lines == [LOST, RECONNECTED]
     assert bodies(amqp_url, "resent") == [b"before", b"after"]
 
 
@@ -58,35 +57,30 @@ def full_queue(amqp_url, queue_type):
     raise AssertionError("the broker never refused a message to a full queue")
 
 
-def test_a_refused_message_is_sent_again_until_the_broker_takes_it(
-    amqp_url, full_queue, monkeypatch
-):
-    printed = Printed.instead_of_stdout(monkeypatch)
+def test_a_refused_message_is_sent_again_until_the_broker_takes_it(amqp_url, full_queue, logged):
     with Queue(amqp_url, None) as producer:
         sending = Call(producer.send, "second", full_queue)
-        printed.wait_for(NACKED)  # not sent, and the producer says so
+        logged.wait_for(NACKED)  # not sent, and the producer says so
         assert set(bodies(amqp_url, full_queue)) == {b"filler"}  # room again
         assert sending.result(TIMEOUT) is True
     assert bodies(amqp_url, full_queue) == [b"second"]
 
 
 def test_a_message_refused_for_longer_than_resend_for_is_an_error(
-    amqp_url, full_queue, monkeypatch
+    amqp_url, full_queue, monkeypatch, logged
 ):
-    monkeypatch.setattr("common.broker.RESEND_FOR", 1)
-    printed = Printed.instead_of_stdout(monkeypatch)
+    monkeypatch.setattr("common.publishing.RESEND_FOR", 1)
     with Queue(amqp_url, None) as producer:
         began = time.monotonic()
         with pytest.raises(BrokerError, match=r"not sent in 1 s: the broker refused it \(nack\)"):
             Call(producer.send, "second", full_queue).result()
         assert time.monotonic() - began < 1 + 5  # the last pause is 2 s at the most
-    assert NACKED in printed.lines
+    assert NACKED in logged.lines
     assert set(bodies(amqp_url, full_queue)) == {b"filler"}
 
 
 def test_a_login_refused_while_reconnecting_is_an_error_at_once(broker, amqp_url, monkeypatch):
-    monkeypatch.setattr("common.broker.RESEND_FOR", 10)
-    Printed.instead_of_stdout(monkeypatch)
+    monkeypatch.setattr("common.publishing.RESEND_FOR", 10)
     vhost = urllib.parse.quote(pika.URLParameters(amqp_url).virtual_host, safe="")
     with Queue(amqp_url, "kept") as producer:
         assert producer.send("before") is True

@@ -9,11 +9,13 @@ import uuid
 
 import pika
 import pytest
+from inprocess import ready_messages
 from processes import wait_until
 
-from common.rpc import REPLY_TO
+from common.rpc import REPLY_TO, RpcClient, RpcError, RpcServer
 
 QUEUE = "rpc_queue"
+QUORUM = {"x-queue-type": "quorum"}  # as the server, and the official tutorial, declare it
 
 
 def fib_by_doubling(n):
@@ -62,17 +64,30 @@ def test_two_servers_share_a_batch_of_forty(start):
     assert all(served()), served()
 
 
-def test_with_no_server_the_client_gives_up_after_its_timeout(start):
+def test_with_no_server_queue_the_client_says_so_at_once(start, broker, amqp_url):
+    client = start("rpc/producer.py", "5", "--timeout", "30")
+    assert client.wait() == 1, client.describe()  # at once: well within its 30 s
+    assert client.stderr == [
+        "error: no server is consuming 'rpc_queue' (no such queue): start the server first "
+        "(python rpc/consumer.py), then ask again"
+    ]
+    assert ready_messages(amqp_url, QUEUE) is None  # the client declared no queue of its own
+
+
+def test_with_no_server_consuming_the_client_gives_up_after_its_timeout(start, amqp_url):
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+        connection.channel().queue_declare(QUEUE, durable=True, arguments=QUORUM)
     began = time.monotonic()
     client = start("rpc/producer.py", "5", "--timeout", "1")
     assert client.wait() == 1, client.describe()
     assert 1 <= time.monotonic() - began < 1 + 10  # the timeout, plus start-up on a busy machine
-    assert len(client.stderr) == 1, client.describe()
-    assert client.stderr[0].startswith("error: ") and "may not be running" in client.stderr[0]
+    assert client.stderr == ["error: no reply within 1 s: the server is not running, or too busy"]
 
 
-def test_waiting_for_a_reply_does_not_spin_the_cpu(start):
+def test_waiting_for_a_reply_does_not_spin_the_cpu(start, amqp_url):
     """CPU time of the client over a 3 s wait, read from the kernel: a spinning loop uses ~3 s."""
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+        connection.channel().queue_declare(QUEUE, durable=True, arguments=QUORUM)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     client = start("rpc/producer.py", "5", "--timeout", "3")
     client.wait_for_line(" [x] Requesting fib(5)")
@@ -98,7 +113,7 @@ class Requester:
     def __init__(self, url):
         self.connection = pika.BlockingConnection(pika.URLParameters(url))
         self.channel = self.connection.channel()
-        self.channel.queue_declare(QUEUE, durable=True)
+        self.channel.queue_declare(QUEUE, durable=True, arguments=QUORUM)
         self.replies = {}
         self.channel.basic_consume(REPLY_TO, self.on_reply, auto_ack=True)
 
@@ -133,7 +148,7 @@ def stand_in_server(url, reply, requests=1):
     reply(request) -> [(correlation id, type, body), ...], then stops."""
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
-    channel.queue_declare(QUEUE, durable=True)
+    channel.queue_declare(QUEUE, durable=True, arguments=QUORUM)
     answered = []
 
     def answer(channel, method, properties, body):
@@ -191,8 +206,6 @@ def test_an_error_reply_is_printed_as_an_error_and_exits_1(start, amqp_url):
 
 
 def test_a_client_that_lost_its_connection_still_gets_its_replies(start, broker, amqp_url):
-    from common.rpc import RpcClient
-
     server = start("rpc/consumer.py")
     server.wait_for_line(" [x] Awaiting RPC requests")
     with RpcClient(amqp_url, "rpc_queue", timeout=10) as client:
@@ -200,3 +213,50 @@ def test_a_client_that_lost_its_connection_still_gets_its_replies(start, broker,
         vhost = pika.URLParameters(amqp_url).virtual_host
         broker.ctl("close_all_connections", "-p", vhost, "closed by a test")
         assert client.request("11") == "89"  # sent again on a new channel, with its consumer
+
+
+class Failing(RpcServer):
+    """A server whose respond() takes a while, and fails with a bug on "0"."""
+
+    delay = 0.0
+
+    def respond(self, body):
+        time.sleep(self.delay)
+        return str(1 // int(body))  # ZeroDivisionError for "0": a bug, not a refusal
+
+
+def serving(server):
+    thread = threading.Thread(target=server.receive, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_any_exception_in_respond_is_an_error_reply_and_the_server_goes_on(amqp_url, logged):
+    server = Failing(amqp_url, QUEUE)
+    thread = serving(server)
+    with RpcClient(amqp_url, QUEUE, timeout=10) as client:
+        with pytest.raises(RpcError, match="the server failed: ZeroDivisionError"):
+            client.request("0")
+        assert client.request("1") == "1"
+    server.stop()
+    thread.join(10)
+    server.close()
+    assert logged.warnings() == [
+        "warning: respond() failed (ZeroDivisionError('integer division or modulo by zero')): "
+        "the client gets an error reply"
+    ]
+
+
+def test_a_reply_that_takes_several_heartbeats_keeps_the_connection(amqp_url, logged):
+    """respond() runs off the I/O thread, so the heartbeats go on: 1 s apart, and 4 s to answer."""
+    url = amqp_url + "?heartbeat=1"
+    server = Failing(url, QUEUE)
+    server.delay = 4
+    thread = serving(server)
+    with RpcClient(url, QUEUE, timeout=15) as client:
+        assert client.request("1") == "1"
+        assert client.request("1") == "1"
+    server.stop()
+    thread.join(10)
+    server.close()
+    assert " [*] Reconnected to the broker" not in logged.lines, logged.lines

@@ -2,8 +2,10 @@
 classic and quorum queues alike (queue_type sets QUEUE_TYPE for the scripts)."""
 
 import signal
+import urllib.parse
 from collections import Counter
 
+import pika
 import pytest
 from processes import wait_until
 
@@ -65,3 +67,18 @@ def test_a_worker_stopped_mid_task_exits_cleanly_and_gives_the_task_back(start, 
     assert stopped.stop(sig) == 0
     assert stopped.stderr == []
     assert start_worker(start, 0).wait_received(1) == sent
+
+
+def test_a_worker_whose_queue_is_deleted_says_so_and_goes_on(start, broker, amqp_url, queue_type):
+    """The broker cancels the consumers of a deleted queue: the worker declares it again."""
+    worker = start_worker(start, 0)
+    vhost = urllib.parse.quote(pika.URLParameters(amqp_url).virtual_host, safe="")
+    broker.api("DELETE", f"/api/queues/{vhost}/task_queue")
+    worker.wait_for_line(
+        " [!] The broker cancelled the subscription to 'task_queue' (was the queue deleted?): "
+        "subscribing again"
+    )
+    worker.wait_for_line(" [*] Reconnected to the broker")
+    sent = produce(start, 2)
+    assert worker.wait_received(2) == sent
+    assert worker.stop() == 0 and worker.stderr == []

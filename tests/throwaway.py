@@ -32,7 +32,7 @@ from json import dumps, loads
 
 import pika
 
-from common.broker import connect
+from common.connection import connect
 
 IMAGE = "rabbitmq:4.2-management"
 # Not /usr/sbin's wrappers: they switch to the rabbitmq user, whose home is not ours.

@@ -1,0 +1,181 @@
+"""Consuming: manual acks after the work, a prefetch limit, poison messages set aside.
+
+The I/O thread (receive()) reads from the broker and keeps the connection alive
+with heartbeats; a worker thread runs callback() for each message, in order. The
+acks go back to the I/O thread, since pika is not thread-safe, and those done in
+a row go as one (multiple=True): the cost of acking does not grow with the rate.
+"""
+
+import copy
+import functools
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+
+import pika
+
+from common.connection import Connection
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3  # deliveries of a message whose callback keeps failing, before it is set aside
+DEAD_LETTERS = "dead_letters"
+
+
+def attempts(method, properties) -> tuple[int, int]:
+    """Which delivery of the message this is, and the last one it gets. A quorum queue
+    counts the deliveries that failed (x-delivery-count); a classic queue before
+    RabbitMQ 4.3 says only whether it delivered the message before: so there a
+    message gets two, the first and one more."""
+    count = (properties.headers or {}).get("x-delivery-count")
+    if count is None and method.redelivered:
+        return 2, 2
+    return (count or 0) + 1, MAX_ATTEMPTS
+
+
+class Consumer(Connection):
+    """receive() calls callback() for each message of self.queue until stopped."""
+
+    ready = " [*] Waiting for messages. To exit press CTRL+C"  # once consuming
+    queue: str | None = None  # declare() sets it
+
+    def __init__(self, url: str, *, prefetch: int = 10, **options):
+        self.prefetch, self.stopping = prefetch, threading.Event()
+        self.outbox: list = []  # (channel, delivery tag or function) for the I/O thread
+        self.outbox_lock = threading.Lock()
+        super().__init__(url, **options)
+
+    def callback(self, body: str) -> None:
+        """What to do with one message: each consumer says. An exception is a failure."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop receive() soon, from any thread; what is not acked goes back to the queue."""
+        self.stopping.set()
+
+    def receive(self) -> None:
+        """Consume until SIGINT or SIGTERM (or stop()), calling callback() per message.
+
+        A lost connection is opened again, and consuming goes on; so does a consumer
+        that the broker cancelled (its queue deleted, say), once declared again.
+        """
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            # The signal only raises a flag: an exception raised in the middle of
+            # pika reading a frame would leave the connection unusable, even to close.
+            for stop in (signal.SIGINT, signal.SIGTERM):
+                handlers[stop] = signal.signal(stop, lambda signum, frame: self.stopping.set())
+        self.tasks: queue.SimpleQueue = queue.SimpleQueue()  # I/O thread -> worker thread
+        threading.Thread(target=self.work, daemon=True).start()
+        try:
+            self.consume()
+        finally:
+            for stop, handler in handlers.items():
+                signal.signal(stop, handler)
+
+    def consume(self) -> None:
+        cancelled = threading.Event()  # by the broker: the queue deleted, say
+        while True:
+            cancelled.clear()
+            try:
+                self.channel.add_on_cancel_callback(lambda frame: cancelled.set())
+                self.channel.basic_qos(prefetch_count=self.prefetch)  # per consumer
+                self.channel.basic_consume(self.queue, self.on_message)
+                if self.ready:
+                    log.info(self.ready)
+                    self.ready = ""  # once: a reconnection says so itself
+                while not (self.stopping.is_set() or cancelled.is_set()):
+                    self.connection.process_data_events(time_limit=0.2)
+                if not cancelled.is_set():
+                    return  # stopped: close() gives back what is unacked
+                log.info(
+                    f" [!] The broker cancelled the subscription to {self.queue!r} (was the "
+                    "queue deleted?): subscribing again"
+                )
+                self.close()
+            except pika.exceptions.AMQPConnectionError:
+                pass
+            while not self.tasks.empty():  # unacked: the broker delivers them again
+                self.tasks.get_nowait()
+            self.open()
+            log.info(" [*] Reconnected to the broker")
+
+    def on_message(self, channel, method, properties, body) -> None:
+        self.tasks.put((channel, method, properties, body))
+
+    def work(self) -> None:
+        """The worker thread: handle() each message, in order, off the I/O thread."""
+        while True:
+            channel, method, properties, body = self.tasks.get()
+            if self.stopping.is_set():
+                continue  # stopped: leave it unacked, for the broker to deliver again
+            try:
+                self.settle(channel, self.handle(channel, method, properties, body))
+            except BrokenPipeError:  # whoever read our output is gone (`consumer.py | head`)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                self.stop()  # not the message's fault: it stays unacked
+
+    def handle(self, channel, method, properties, body):
+        """Run callback(); return the delivery tag to ack, or what to do instead."""
+        try:
+            # errors="replace": a body that is not UTF-8 is shown, not a crash.
+            self.callback(body.decode("utf-8", errors="replace"))
+            return method.delivery_tag  # only now: the work is done
+        except BrokenPipeError:
+            raise
+        except Exception as error:  # whatever the callback raised: again, or set aside
+            return functools.partial(self.failed, channel, method, properties, body, error)
+
+    def settle(self, channel, done) -> None:
+        """Hand done (a delivery tag to ack, or a function) to the I/O thread."""
+        with self.outbox_lock:
+            self.outbox.append((channel, done))
+            first = len(self.outbox) == 1  # else a flush is on its way already
+        if first:
+            try:
+                channel.connection.add_callback_threadsafe(self.flush)
+            except pika.exceptions.AMQPError:  # gone: the broker delivers them all again
+                with self.outbox_lock:
+                    self.outbox.clear()
+
+    def flush(self) -> None:
+        """On the I/O thread: everything done so far, in order; acks in a row as one."""
+        with self.outbox_lock:
+            done, self.outbox = self.outbox, []
+        last = None  # (channel, tag): acks not sent yet
+        for channel, then in done:
+            if last and (channel is not last[0] or not isinstance(then, int)):
+                self.ack(*last)
+                last = None
+            if isinstance(then, int):
+                last = (channel, then)
+            elif channel.is_open:  # else the broker delivers the message again
+                then()
+        if last:
+            self.ack(*last)
+
+    @staticmethod
+    def ack(channel, delivery_tag) -> None:
+        if channel.is_open:  # else it was lost, and the broker delivers them again
+            channel.basic_ack(delivery_tag, multiple=True)  # this one and all before
+
+    def failed(self, channel, method, properties, body, error) -> None:
+        """The callback raised: give the message back (rejected, so that RabbitMQ counts
+        the failed delivery), or after MAX_ATTEMPTS set it aside in DEAD_LETTERS, with why."""
+        attempt, limit = attempts(method, properties)
+        last = attempt >= limit
+        fate = f"it goes to the queue {DEAD_LETTERS!r}" if last else "it goes back to the queue"
+        log.warning(f"failed ({error!r}), attempt {attempt} of {limit}: {fate}")
+        if not last:
+            channel.basic_reject(method.delivery_tag, requeue=True)
+            return
+        aside = copy.copy(properties)  # the same message: its id, type, reply_to and the rest
+        why = {"error": repr(error)[:500], "queue": self.queue, "attempts": attempt}
+        aside.headers = {**(properties.headers or {}), **why}
+        aside.delivery_mode = pika.DeliveryMode.Persistent.value
+        self.declare_queue(DEAD_LETTERS)
+        channel.basic_publish("", DEAD_LETTERS, body, aside)
+        channel.basic_ack(method.delivery_tag)
