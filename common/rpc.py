@@ -16,10 +16,8 @@ import time
 import uuid
 
 import pika
-from pika.exceptions import UnroutableError
 
-from common.connection import BrokerError
-from common.publishing import Publisher
+from common.connection import BrokerError, Connection, connect
 from common.topology import Queue
 
 log = logging.getLogger(__name__)
@@ -41,17 +39,26 @@ class NoServer(BrokerError):
     """No queue takes the requests: no server has declared it."""
 
 
-class RpcClient(Publisher):
+class RpcClient(Connection):
     """Sends requests to the server's queue and waits, without spinning, for their replies.
-    It declares no queue: the server owns its queue, and the replies need none."""
+
+    It declares no queue: the server owns its queue, and the replies need none. The
+    requests go out without waiting for a confirm each, all at once: the reply is
+    the confirmation, and a request lost on the way ends in RpcTimeout. Mandatory
+    all the same, so that a request no queue takes comes back at once: NoServer.
+    """
 
     def __init__(self, url: str, queue: str, *, timeout: float = 5.0):
         self.server_queue, self.timeout = queue, timeout
         self.replies: dict = {}  # correlation id -> reply, per call under way (None: not yet)
         super().__init__(url)
 
-    def declare(self) -> None:
-        # On every new channel, after a reconnection too: replies come to this consumer.
+    def open(self) -> None:
+        self.connection = connect(self.url)
+        self.channel = self.connection.channel()  # no confirms: see above
+        self.channel.add_on_return_callback(self.on_return)
+        self.returned = False
+        # Direct reply-to: the requests go out on the channel that consumes the replies.
         self.channel.basic_consume(REPLY_TO, self.on_reply, auto_ack=True)  # no-ack: required
 
     def request(self, body: str) -> str:
@@ -67,8 +74,13 @@ class RpcClient(Publisher):
         A refused request's place holds its RpcError. NoServer at once if no queue
         takes the requests; RpcTimeout if the replies do not all come within timeout.
         """
+        try:
+            self.connection.process_data_events(time_limit=0)  # was it lost since the last?
+        except pika.exceptions.AMQPConnectionError:
+            self.open()
         ids = [str(uuid.uuid4()) for _ in bodies]
         self.replies.update(dict.fromkeys(ids))
+        self.returned = False
         try:
             for body, correlation_id in zip(bodies, ids, strict=True):
                 properties = pika.BasicProperties(
@@ -77,14 +89,11 @@ class RpcClient(Publisher):
                     correlation_id=correlation_id,
                     expiration=str(int(self.timeout * 1000)),  # nobody waits for it after that
                 )
-                self.publish(body, self.server_queue, properties=properties)
+                self.channel.basic_publish(
+                    "", self.server_queue, body.encode(), properties, mandatory=True
+                )
             self.wait_for(ids)
             return [self.replies[i] for i in ids]
-        except UnroutableError:
-            raise NoServer(
-                f"no server is consuming {self.server_queue!r} (no such queue): start the "
-                "server first (python rpc/consumer.py), then ask again"
-            ) from None
         finally:
             for i in ids:
                 del self.replies[i]  # a reply that comes later is a stray: dropped
@@ -92,6 +101,11 @@ class RpcClient(Publisher):
     def wait_for(self, ids: list[str]) -> None:
         deadline = time.monotonic() + self.timeout
         while any(self.replies[i] is None for i in ids):
+            if self.returned:
+                raise NoServer(
+                    f"no server is consuming {self.server_queue!r} (no such queue): start the "
+                    "server first (python rpc/consumer.py), then ask again"
+                )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise RpcTimeout(
@@ -99,6 +113,9 @@ class RpcClient(Publisher):
                 )
             # Sleeps in select() until a reply or the deadline: no busy loop.
             self.connection.process_data_events(time_limit=remaining)
+
+    def on_return(self, channel, method, properties, body) -> None:
+        self.returned = True  # no queue took a request: none will, while this one is missing
 
     def on_reply(self, channel, method, properties, body) -> None:
         if self.replies.get(properties.correlation_id, "unknown") is not None:

@@ -131,6 +131,12 @@ FIGURES = [
 TARGETS = [
     ("helpers_vs_raw_publish", "Queue.send() / bare pika, both confirm each", 0.95, True),
     ("helpers_vs_raw_consume", f"Queue.receive() / bare pika, prefetch {PREFETCH}", 0.95, True),
+    (
+        "helpers_vs_raw_rpc_concurrent",
+        f"RPC, {RPC_CONCURRENCY} at once: FibonacciClient / bare pika",
+        0.95,
+        True,
+    ),
     ("confirmed_vs_unconfirmed_publish", "best confirmed / bare unconfirmed", 0.75, True),
     ("workers_efficiency_4", "4 workers: rate / (4 / work per task)", 0.9, True),
     ("helpers_vs_raw_rpc_p50", "RPC p50: FibonacciClient / bare pika", 1.2, False),
@@ -559,6 +565,8 @@ def ratios(raw):
         "rpc_concurrent_per_s": raw["rpc_concurrent_per_s_helpers"],
         "workers_efficiency_4": raw["workers_efficiency_4"],
         "helpers_vs_raw_rpc_p50": raw["rpc_p50_ms_helpers"] / raw["rpc_p50_ms_bare"],
+        "helpers_vs_raw_rpc_concurrent": raw["rpc_concurrent_per_s_helpers"]
+        / raw["rpc_concurrent_per_s_bare"],
     }
 
 

@@ -113,7 +113,6 @@ def main(argv=None):
             )
         print(" [*] In the terminals where you run the patterns:")
         print(f"     export AMQP_URL={','.join(plain_url(node) for node in cluster.nodes)}")
-        print("     export QUEUE_TYPE=quorum")
         cookie = os.path.join(cluster.folder, ".erlang.cookie")
         print(" [*] rabbitmqctl on node 1 (the system's own rabbitmqctl reaches another node):")
         print(

@@ -2,7 +2,7 @@
 that leads the queue killed in the middle.
 
 lose_the_leader() starts tests/cluster.py as a reader does, runs the workers pattern
-on it with QUEUE_TYPE=quorum and every node's URL, kills the queue's leader while the
+on it (quorum queues, the default) with every node's URL, kills the queue's leader while the
 producer is half-way, then a second node (no majority left), stops the cluster with
 Ctrl-C, and returns what it saw. tests/test_cluster.py checks that; `make readme`
 writes its transcripts into README.rst.
@@ -115,7 +115,7 @@ def run_the_workers(start, nodes, seen):
 
     def start_on(i, path, *args):
         on_node = [] if i == 0 else ["--url", from_node(i)]
-        return start(path, *args, *on_node, url=exported, env={"QUEUE_TYPE": "quorum"})
+        return start(path, *args, *on_node, url=exported)
 
     workers = [start_on(0, "workers/consumer.py", "--delay", DELAY).wait_ready()]
     seen.leader = leader_of("task_queue", nodes)  # where it was declared, unless 4.x balances

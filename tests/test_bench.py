@@ -8,6 +8,7 @@ from processes import Script
 HEADLINES = [
     "helpers_vs_raw_publish",
     "helpers_vs_raw_consume",
+    "helpers_vs_raw_rpc_concurrent",
     "confirmed_vs_unconfirmed_publish",
     "rpc_p50_ms",
     "rpc_concurrent_per_s",

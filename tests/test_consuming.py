@@ -5,6 +5,7 @@ import collections
 import json
 import threading
 import time
+import urllib.parse
 
 import pika
 from inprocess import (
@@ -163,3 +164,33 @@ def test_after_a_lost_connection_each_message_is_worked_on_once_more_at_most(
         wait_until_ready(amqp_url, "flaky", 0)
     # "0" was mid-callback when the connection went: it is worked on again, as it must be.
     assert collections.Counter(consumer.handled.items) == {"0": 2, "1": 1, "2": 1, "3": 1, "4": 1}
+
+
+POISON_POLICY = {
+    "pattern": "^task_queue$",
+    "apply-to": "queues",
+    "definition": {
+        "delivery-limit": MAX_ATTEMPTS - 1,  # failed deliveries allowed before the last
+        "dead-letter-exchange": "",
+        "dead-letter-routing-key": DEAD_LETTERS,
+    },
+}
+
+
+def test_an_operator_policy_sets_poison_messages_aside_with_the_broker_alone(broker, amqp_url):
+    """The README's policy: the quorum queue counts the deliveries and moves the message to
+    dead_letters after MAX_ATTEMPTS, for any client, ours or not."""
+    vhost = urllib.parse.quote(pika.URLParameters(amqp_url).virtual_host, safe="")
+    broker.api("PUT", f"/api/policies/{vhost}/poison", POISON_POLICY)
+    with Queue(amqp_url, DEAD_LETTERS), Queue(amqp_url, "task_queue") as client:
+        client.send("poison")
+        deliveries = 0
+        while True:
+            method, properties, body = client.channel.basic_get("task_queue")
+            if method is None:
+                break
+            deliveries += 1
+            client.channel.basic_reject(method.delivery_tag, requeue=True)  # a failure
+            assert deliveries <= MAX_ATTEMPTS
+    assert deliveries == MAX_ATTEMPTS
+    assert [body for _, body in get_all(amqp_url, DEAD_LETTERS)] == [b"poison"]

@@ -54,6 +54,8 @@ def test_every_command_shown_exists():
             command = line.split("#")[0].split()
             if language != "console" or not line.startswith("$ "):
                 continue
+            if "cd" in command:  # the rest of the block runs in a folder of the reader's
+                break
             if command[1] == "python":
                 assert (ROOT / command[2]).exists(), line
             elif command[1] == "make":

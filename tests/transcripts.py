@@ -24,10 +24,11 @@ a node dies among the tasks, and who gets which, differ from run to run.
 import re
 import shlex
 import signal
+import time
 import urllib.parse
 
 import pika
-from processes import wait_until
+from processes import TIMEOUT, wait_until
 
 SHOWN_HOST = "localhost:5672"
 MARKED = re.compile(
@@ -51,6 +52,7 @@ class Recorder:
         address = urllib.parse.urlsplit(self.url).netloc.rsplit("@", 1)[-1]
         quoted = urllib.parse.quote(self.vhost, safe="")
         line = line.replace(address, SHOWN_HOST).replace(f"/{quoted}", "/")
+        line = line.replace(f" -p {self.vhost}", "")  # a reader's is "/": no -p needed
         for shown in ("vhost {} ", "vhost {}.", "'{}'"):
             line = line.replace(shown.format(self.vhost), shown.format("/"))
         return line
@@ -68,15 +70,21 @@ class Recorder:
         path = script.command[1]
         self.keep(name, shlex.join(["python", path, *args]), script.stdout + script.stderr)
 
-    def ctl(self, name, *args):
-        """rabbitmqctl, as a reader runs it; here against the test's own virtual host."""
-        output = self.broker.ctl(*args, "-p", self.vhost)
-        self.keep(name, shlex.join(["sudo", "rabbitmqctl", *args]), output.splitlines())
+    def ctl(self, name, *args, showing=None):
+        """rabbitmqctl, as a reader runs it; here against the test's own virtual host. A
+        quorum queue's figures lag by a moment: with showing, ask until a line reads so."""
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            lines = self.broker.ctl(*args, "-p", self.vhost).splitlines()
+            if showing is None or showing in lines or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)  # a poll interval, bounded by the deadline above
+        self.keep(name, shlex.join(["sudo", "rabbitmqctl", *args]), lines)
 
 
 def basic(r):
     r.finish("basic-producer", "basic/producer.py")
-    r.ctl("basic-queues", "list_queues")
+    r.ctl("basic-queues", "list_queues", showing="basic\t5")
     consumer = r.start("basic/consumer.py").wait_ready()
     consumer.wait_received(5)
     r.stop("basic-consumer", consumer)
@@ -141,7 +149,7 @@ def rpc(r):
     servers = [r.start("rpc/consumer.py") for _ in range(2)]
     for server in servers:
         server.wait_for_line(" [x] Awaiting RPC requests")
-    r.ctl("rpc-queues", "list_queues", "name", "durable", "consumers")
+    r.ctl("rpc-queues", "list_queues", "name", "durable", "consumers", showing="rpc_queue\ttrue\t2")
     r.finish("rpc-producer", "rpc/producer.py", "0", "1", "2", "30", "90")
     for i, server in enumerate(servers, 1):
         r.stop(f"rpc-consumer-{i}", server)
@@ -155,13 +163,15 @@ def errors(r):
     r.finish("errors-password", "basic/consumer.py", "--url", wrong_password)
     nowhere = r.url.rsplit("/", 1)[0] + "/nowhere"
     r.finish("errors-vhost", "basic/consumer.py", "--url", nowhere)
-    connection = pika.BlockingConnection(pika.URLParameters(r.url))  # an older "basic"
+    r.finish("errors-no-server", "rpc/producer.py", "30")
+    connection = pika.BlockingConnection(pika.URLParameters(r.url))  # older, or someone else's
     channel = connection.channel()
-    channel.queue_declare("basic", durable=True, arguments={"x-max-length": 10})
-    channel.queue_declare("task_queue", durable=True, arguments={"x-queue-type": "quorum"})
+    limited = {"x-queue-type": "quorum", "x-max-length": 10}
+    channel.queue_declare("basic", durable=True, arguments=limited)
+    channel.queue_declare("task_queue", durable=True)  # classic, as this repository once did
     connection.close()
     r.finish("errors-precondition", "basic/producer.py")
-    r.finish("errors-queue-type", "workers/producer.py")  # QUEUE_TYPE=quorum forgotten
+    r.finish("errors-queue-type", "workers/producer.py")
 
 
 SCENARIOS = {f.__name__: f for f in (basic, workers, pubsub, routing, topics, rpc, errors)}
