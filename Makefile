@@ -1,6 +1,6 @@
 # Two commands from a fresh clone; each sets up what it needs first.
 #   make demo   every pattern in one terminal (PATTERNS="basic rpc" for some)
-#   make test   the linter, then the tests against a throwaway RabbitMQ
+#   make test   the linters, then the tests against a throwaway RabbitMQ
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -19,9 +19,11 @@ demo: $(VENV)/.installed
 demo-image: $(VENV)/.installed
 	$(BIN)/python tests/demo.py workers routing --svg images/demo.svg
 
+# ruff, and mypy on the helpers' type hints (their public API is typed).
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # Two workers, each with its own throwaway broker, and each test file on one of them (so
 # one cluster for tests/test_cluster.py). Not --dist loadgroup: with pytest 9 and

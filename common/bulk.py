@@ -9,6 +9,7 @@ says how many of the messages were not confirmed.
 """
 
 import collections
+from typing import Any
 
 import pika
 
@@ -18,7 +19,16 @@ from common.publishing import PERSISTENT_TEXT
 CLOSE_GRACE = 5.0  # seconds to wait for the broker to close the connection, after a time-out
 
 
-def publish_many(url, routing_key, bodies, *, exchange="", window=1000, batch=False, timeout=60.0):
+def publish_many(
+    url: str,
+    routing_key: str,
+    bodies: list[str],
+    *,
+    exchange: str = "",
+    window: int = 1000,
+    batch: bool = False,
+    timeout: float = 60.0,
+) -> int:
     """Publish every body (str) with confirms, `window` at most unconfirmed at a time.
 
     Streamed (the default), each confirm lets another message go; batch=True sends
@@ -57,8 +67,9 @@ class BulkPublish:
         self.exchange, self.routing_key, self.bodies = exchange, routing_key, bodies
         self.window, self.batch = window, batch
         self.sent = self.acked = self.nacked = self.returned = 0
-        self.unconfirmed = collections.deque()  # delivery tags, in the order published
-        self.channel, self.error, self.closing = None, None, False
+        self.unconfirmed: collections.deque[int] = collections.deque()  # tags, as published
+        self.channel: Any = None  # once open
+        self.error, self.closing = None, False
         self.refused, self.unreachable = False, {}  # url -> why it did not answer
 
     def start(self, url, timeout):

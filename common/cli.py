@@ -7,6 +7,7 @@ terminal, SIGTERM treated like Ctrl-C, and a broker problem printed as one
 """
 
 import argparse
+import io
 import logging
 import math
 import os
@@ -14,6 +15,7 @@ import re
 import shlex
 import signal
 import sys
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import pika
@@ -25,7 +27,7 @@ RETRY_FOR = 30.0  # seconds a consumer keeps trying to reach the broker: a resta
 MAX_SECONDS = 86400  # for any option in seconds: a day is plenty, and sleep() has limits
 
 
-def amqp_url(text):
+def amqp_url(text: str) -> str:
     """An argparse type: an amqp:// or amqps:// URL that pika can use, or several
     separated by commas (the nodes of a cluster)."""
     try:
@@ -46,11 +48,11 @@ def amqp_url(text):
     return text
 
 
-def whole_number(low, high=None):
+def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
     """An argparse type: a whole number from low to high (no upper limit if high is None)."""
     bounds = f"of at least {low}" if high is None else f"from {low} to {high}"
 
-    def check(text):
+    def check(text: str) -> int:
         digits = text.isascii() and text.isdigit() and len(text) <= 9
         if not digits or not low <= int(text) <= (high or math.inf):
             raise argparse.ArgumentTypeError(f"expected a whole number {bounds}, got {text!r}")
@@ -62,7 +64,7 @@ def whole_number(low, high=None):
 count = whole_number(1)  # how many messages to send
 
 
-def routing_key(text):
+def routing_key(text: str) -> str:
     """An argparse type: a routing or binding key, at most 255 bytes as AMQP allows."""
     if len(text.encode()) > 255:
         raise argparse.ArgumentTypeError(
@@ -71,7 +73,7 @@ def routing_key(text):
     return text
 
 
-def seconds(text):
+def seconds(text: str) -> float:
     """An argparse type: a number of seconds, from 0 to a day."""
     try:
         value = float(text)
@@ -94,7 +96,7 @@ class MoreUrls(argparse.Action):
         namespace.url_given = True
 
 
-def parser(doc, consumer=False):
+def parser(doc: str | None, consumer: bool = False) -> argparse.ArgumentParser:
     """An argument parser whose help is the script's docstring, with --url already added,
     and for a consumer --retry."""
     result = argparse.ArgumentParser(
@@ -125,12 +127,13 @@ def parser(doc, consumer=False):
     return result
 
 
-def run(main, consumer=False):
+def run(main: Callable[[], object], consumer: bool = False) -> None:
     """Run main() the way every script runs it: exit 0 when done, 1 with an error: line
     when the broker is the problem, and on Ctrl-C or SIGTERM 0 for a consumer (that is
     how it ends) but 130 for a producer (it did not finish)."""
-    sys.stdout.reconfigure(line_buffering=True)  # `consumer.py > file` fills the file line by line
-    sys.stderr.reconfigure(line_buffering=True)
+    for stream in (sys.stdout, sys.stderr):  # `consumer.py > file` fills the file line by line
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(line_buffering=True)
     show_logs()
     # Ctrl-C and SIGTERM both raise KeyboardInterrupt, even where a shell started us
     # with SIGINT ignored (`consumer.py &`); Queue.receive() turns them into a flag.
@@ -163,7 +166,7 @@ INEQUIVALENT = re.compile(
 )
 
 
-def show_logs():
+def show_logs() -> None:
     """Show what the helpers log as the scripts print: notices on stdout, as they are,
     and warnings on stderr, after "warning: "."""
     notices = logging.StreamHandler(sys.stdout)
@@ -177,7 +180,7 @@ def show_logs():
     logging.raiseExceptions = False  # output gone (`consumer.py | head`): no traceback
 
 
-def hint(reply_text):
+def hint(reply_text: str) -> str:
     """What to do about a declaration the broker refused (PRECONDITION_FAILED): the
     queue or exchange exists with other settings than this script declares."""
     found = INEQUIVALENT.search(reply_text)

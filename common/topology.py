@@ -29,7 +29,7 @@ class Queue(Publisher, Consumer):
     def send(self, body: str, routing_key=None, exchange="", properties=PERSISTENT_TEXT) -> bool:
         """Publish body to the queue (or with routing_key) and wait for its confirm."""
         key = self.queue if routing_key is None else routing_key
-        return super().send(body, key, exchange, properties)
+        return super().send(body, key or "", exchange, properties)
 
 
 class Exchange(Publisher, Consumer):
