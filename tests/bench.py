@@ -616,14 +616,17 @@ def chart(results, path):
     raw, on = results["raw"], results["machine"]
     labels = {key: label for key, label, _ in FIGURES}
     groups = [
-        ("Publishing (persistent, durable queue)", [k for k in raw if k.startswith("publish_")]),
+        (
+            "Publishing (persistent, durable quorum queue)",
+            [k for k in raw if k.startswith("publish_")],
+        ),
         ("Consuming", [k for k in raw if k.startswith("consume_")]),
     ]
     figure, axes = plt.subplots(2, 1, figsize=(8, 6.5), dpi=100)
     for ax, (title, keys) in zip(axes, groups, strict=True):
         names = [labels[k].split(", ", 1)[1] for k in keys]
         values = [raw[k] for k in keys]
-        colours = ["tab:orange" if "helpers" in k else "tab:blue" for k in keys]
+        colours = ["tab:blue" if "bare pika" in name else "tab:orange" for name in names]
         bars = ax.barh(names, values, color=colours)
         ax.bar_label(bars, labels=[f"{v:,.0f}" for v in values], padding=3, fontsize=9)
         ax.invert_yaxis()
