@@ -168,10 +168,13 @@ class Connection:
             )
         self.open()
 
+    confirms = True  # publisher confirms on the channel: each publish waits for the broker
+
     def open(self) -> None:
         self.connection = connect(self.url, self.retry_for)
         self.channel = self.connection.channel()
-        self.channel.confirm_delivery()
+        if self.confirms:
+            self.channel.confirm_delivery()
         self.declare()
 
     def declare(self) -> None:

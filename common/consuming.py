@@ -21,19 +21,23 @@ from common.connection import Connection
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 3  # deliveries of a message whose callback keeps failing, before it is set aside
+MAX_ATTEMPTS = 3  # deliveries of a message whose callback fails, before it is set aside
 DEAD_LETTERS = "dead_letters"
 
 
-def attempts(method, properties) -> tuple[int, int]:
-    """Which delivery of the message this is, and the last one it gets. A quorum queue
-    counts the deliveries that failed (x-delivery-count); a classic queue before
-    RabbitMQ 4.3 says only whether it delivered the message before: so there a
-    message gets two, the first and one more."""
+def attempts(method, properties, counted: bool) -> tuple[int, int]:
+    """Which delivery of the message this is, and the last one it gets.
+
+    A quorum queue (counted) counts the deliveries that came back in its
+    x-delivery-count header: before RabbitMQ 4.3 every one, a consumer stopped or
+    disconnected with the message too; from 4.3 on those that failed (rejected).
+    A classic queue before 4.3 counts nothing; it says only whether it delivered
+    the message before, for whatever reason: so there a message gets two.
+    """
     count = (properties.headers or {}).get("x-delivery-count")
-    if count is None and method.redelivered:
-        return 2, 2
-    return (count or 0) + 1, MAX_ATTEMPTS
+    if count is not None or counted:
+        return (count or 0) + 1, MAX_ATTEMPTS
+    return (2 if method.redelivered else 1), 2
 
 
 class Consumer(Connection):
@@ -89,6 +93,7 @@ class Consumer(Connection):
                     self.ready = ""  # once: a reconnection says so itself
                 while not (self.stopping.is_set() or cancelled.is_set()):
                     self.connection.process_data_events(time_limit=0.2)
+                    self.flush()  # also what a wake-up lost with an old connection left
                 if not cancelled.is_set():
                     return  # stopped: close() gives back what is unacked
                 log.info(
@@ -98,8 +103,11 @@ class Consumer(Connection):
                 self.close()
             except pika.exceptions.AMQPConnectionError:
                 pass
-            while not self.tasks.empty():  # unacked: the broker delivers them again
-                self.tasks.get_nowait()
+            try:
+                while True:  # unacked: the broker delivers them again
+                    self.tasks.get_nowait()
+            except queue.Empty:
+                pass
             self.open()
             log.info(" [*] Reconnected to the broker")
 
@@ -165,7 +173,8 @@ class Consumer(Connection):
     def failed(self, channel, method, properties, body, error) -> None:
         """The callback raised: give the message back (rejected, so that RabbitMQ counts
         the failed delivery), or after MAX_ATTEMPTS set it aside in DEAD_LETTERS, with why."""
-        attempt, limit = attempts(method, properties)
+        counted = self.queue_type == "quorum" and bool(getattr(self, "queue_name", ""))
+        attempt, limit = attempts(method, properties, counted)
         last = attempt >= limit
         fate = f"it goes to the queue {DEAD_LETTERS!r}" if last else "it goes back to the queue"
         log.warning(f"failed ({error!r}), attempt {attempt} of {limit}: {fate}")
@@ -173,9 +182,20 @@ class Consumer(Connection):
             channel.basic_reject(method.delivery_tag, requeue=True)
             return
         aside = copy.copy(properties)  # the same message: its id, type, reply_to and the rest
+        headers = {k: v for k, v in (properties.headers or {}).items() if k != "x-delivery-count"}
         why = {"error": repr(error)[:500], "queue": self.queue, "attempts": attempt}
-        aside.headers = {**(properties.headers or {}), **why}
-        aside.delivery_mode = pika.DeliveryMode.Persistent.value
-        self.declare_queue(DEAD_LETTERS)
-        channel.basic_publish("", DEAD_LETTERS, body, aside)
+        aside.headers, aside.delivery_mode = {**headers, **why}, pika.DeliveryMode.Persistent.value
+        probe = self.connection.channel()
+        try:
+            probe.queue_declare(DEAD_LETTERS, passive=True)  # there already, of whatever type
+        except pika.exceptions.ChannelClosedByBroker:
+            self.declare_queue(DEAD_LETTERS)  # not yet: this side's type
+        finally:
+            if probe.is_open:
+                probe.close()
+        try:
+            channel.basic_publish("", DEAD_LETTERS, body, aside)
+        except pika.exceptions.NackError:  # not taken (a quorum queue electing a leader)
+            channel.basic_reject(method.delivery_tag, requeue=True)  # try again later
+            return
         channel.basic_ack(method.delivery_tag)

@@ -17,7 +17,7 @@ import uuid
 
 import pika
 
-from common.connection import BrokerError, Connection, connect
+from common.connection import BrokerError, Connection
 from common.topology import Queue
 
 log = logging.getLogger(__name__)
@@ -53,9 +53,9 @@ class RpcClient(Connection):
         self.replies: dict = {}  # correlation id -> reply, per call under way (None: not yet)
         super().__init__(url)
 
-    def open(self) -> None:
-        self.connection = connect(self.url)
-        self.channel = self.connection.channel()  # no confirms: see above
+    confirms = False  # see above
+
+    def declare(self) -> None:
         self.channel.add_on_return_callback(self.on_return)
         self.returned = False
         # Direct reply-to: the requests go out on the channel that consumes the replies.
@@ -76,7 +76,11 @@ class RpcClient(Connection):
         """
         try:
             self.connection.process_data_events(time_limit=0)  # was it lost since the last?
+            lost = not self.channel.is_open  # closed by the broker (a message too large, say)
         except pika.exceptions.AMQPConnectionError:
+            lost = True
+        if lost:
+            self.close()
             self.open()
         ids = [str(uuid.uuid4()) for _ in bodies]
         self.replies.update(dict.fromkeys(ids))
@@ -115,7 +119,8 @@ class RpcClient(Connection):
             self.connection.process_data_events(time_limit=remaining)
 
     def on_return(self, channel, method, properties, body) -> None:
-        self.returned = True  # no queue took a request: none will, while this one is missing
+        if properties.correlation_id in self.replies:  # of a call under way, not a late one
+            self.returned = True  # no queue took it: none will, while this one is missing
 
     def on_reply(self, channel, method, properties, body) -> None:
         if self.replies.get(properties.correlation_id, "unknown") is not None:
@@ -131,6 +136,9 @@ class RpcServer(Queue):
     on the worker thread, like every callback, so a long answer stops no heartbeat."""
 
     ready = " [x] Awaiting RPC requests"
+    # A reply is not confirmed: one lost ends in the client's time-out, and waiting for
+    # each confirm would hold up every request behind it.
+    confirms = False
 
     def respond(self, body: bytes) -> str:
         """The reply to one request as text; raise ValueError to refuse it."""
@@ -138,14 +146,14 @@ class RpcServer(Queue):
 
     def handle(self, channel, method, properties, body):
         try:
-            reply, kind = self.respond(body), "result"
+            reply, kind = self.respond(body).encode(), "result"
         except ValueError as error:  # a request we cannot answer: tell the client, keep serving
-            reply, kind = str(error), "error"
+            reply, kind = str(error).encode(), "error"
         except BrokenPipeError:
             raise
         except Exception as error:  # a bug of ours: the client hears of it, and so do we
             log.warning(f"respond() failed ({error!r}): the client gets an error reply")
-            reply, kind = f"the server failed: {error!r}", "error"
+            reply, kind = f"the server failed: {error!r}".encode(), "error"
         return functools.partial(self.answer, channel, method, properties, reply, kind)
 
     @staticmethod
@@ -156,5 +164,5 @@ class RpcServer(Queue):
             )
             # No mandatory flag: RabbitMQ would return every reply to a direct reply-to
             # address as unroutable, even the delivered ones.
-            channel.basic_publish("", properties.reply_to, reply.encode(), answer)
+            channel.basic_publish("", properties.reply_to, reply, answer)
         channel.basic_ack(method.delivery_tag)  # answered (or unanswerable): done with it

@@ -73,10 +73,14 @@ class Seen:
             self.changed.notify_all()
 
     def wait_for(self, n, what, timeout=TIMEOUT):
+        return self.wait_until(lambda items: len(items) >= n, f"{what}: {n}", timeout)
+
+    def wait_until(self, condition, what, timeout=TIMEOUT):
+        """Wait until condition(items) holds: the items then."""
         with self.changed:
-            if not self.changed.wait_for(lambda: len(self.items) >= n, timeout):
-                raise AssertionError(f"{what}: {len(self.items)} of {n} in {timeout} s")
-        return list(self.items)
+            if not self.changed.wait_for(lambda: condition(self.items), timeout):
+                raise AssertionError(f"{what}: not within {timeout} s; {len(self.items)} seen")
+            return list(self.items)
 
 
 def queue_info(broker, url, name):

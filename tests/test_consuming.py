@@ -8,6 +8,7 @@ import time
 import urllib.parse
 
 import pika
+import pytest
 from inprocess import (
     TIMEOUT,
     Consuming,
@@ -164,6 +165,33 @@ def test_after_a_lost_connection_each_message_is_worked_on_once_more_at_most(
         wait_until_ready(amqp_url, "flaky", 0)
     # "0" was mid-callback when the connection went: it is worked on again, as it must be.
     assert collections.Counter(consumer.handled.items) == {"0": 2, "1": 1, "2": 1, "3": 1, "4": 1}
+
+
+@pytest.mark.parametrize("loss", ["queue deleted", "connection closed"])
+def test_after_losing_its_subscription_mid_stream_a_consumer_goes_on_acking(
+    broker, amqp_url, queue_type, logged, loss
+):
+    """Acks under way when the subscription goes must not hold up those on the next one:
+    more than a prefetch's worth of messages after it are all worked on."""
+    handled = Seen()
+
+    class Steady(Queue):
+        def callback(self, body):
+            handled.add(body)
+            time.sleep(0.001)  # the work: long enough for acks to be under way at the loss
+
+    send(amqp_url, "stream", *map(str, range(200)))
+    vhost = pika.URLParameters(amqp_url).virtual_host
+    with Consuming(Steady(amqp_url, "stream", prefetch=10)):
+        handled.wait_for(20, "the first messages")
+        if loss == "queue deleted":
+            broker.api("DELETE", f"/api/queues/{urllib.parse.quote(vhost, safe='')}/stream")
+        else:
+            broker.ctl("close_all_connections", "-p", vhost, "closed by a test")
+        logged.wait_for(" [*] Reconnected to the broker")
+        after = [f"after {i}" for i in range(50)]
+        send(amqp_url, "stream", *after)
+        handled.wait_until(lambda items: set(after) <= set(items), "the 50 sent after")
 
 
 POISON_POLICY = {
