@@ -167,8 +167,7 @@ INEQUIVALENT = re.compile(
 
 
 def show_logs() -> None:
-    """Show what the helpers log as the scripts print: notices on stdout, as they are,
-    and warnings on stderr, after "warning: "."""
+    """Show the helpers' logs as the scripts print: notices on stdout, warnings on stderr."""
     notices = logging.StreamHandler(sys.stdout)
     notices.addFilter(lambda record: record.levelno < logging.WARNING)
     warnings = logging.StreamHandler(sys.stderr)
@@ -186,17 +185,14 @@ def hint(reply_text: str) -> str:
     found = INEQUIVALENT.search(reply_text)
     if not found:
         return ""
-    setting, kind, name, vhost, asked, current = found.groups()
+    setting, kind, name, vhost, *values = found.groups()
     # "the value 'quorum' of type 'longstr'" says no more than "'quorum'"
-    asked, current = (
-        re.sub(r"the value ('[^']*') of type '\w+'", r"\1", v) for v in (asked, current)
-    )
+    asked, current = (re.sub(r"the value ('[^']*') of type '\w+'", r"\1", v) for v in values)
     said = f"this script declares the {kind} {name!r} with {setting} {asked}, but it has {current}"
     if kind == "exchange":
         return f" ({said}: delete it, in the management UI's Exchanges tab, and run again)"
-    delete = (
-        f"`rabbitmqctl delete_queue{'' if vhost == '/' else ' -p ' + shlex.quote(vhost)} {name}`"
-    )
+    where = "" if vhost == "/" else f" -p {shlex.quote(vhost)}"
+    delete = f"`rabbitmqctl delete_queue{where} {name}`"
     existing = {"none": "classic", "'classic'": "classic", "'quorum'": "quorum"}.get(current)
     if setting == "x-queue-type" and existing:
         return f" ({said}: run with QUEUE_TYPE={existing}, or delete it with {delete})"

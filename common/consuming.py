@@ -28,11 +28,10 @@ DEAD_LETTERS = "dead_letters"
 def attempts(method, properties, counted: bool) -> tuple[int, int]:
     """Which delivery of the message this is, and the last one it gets.
 
-    A quorum queue (counted) counts the deliveries that came back in its
-    x-delivery-count header: before RabbitMQ 4.3 every one, a consumer stopped or
-    disconnected with the message too; from 4.3 on those that failed (rejected).
-    A classic queue before 4.3 counts nothing; it says only whether it delivered
-    the message before, for whatever reason: so there a message gets two.
+    A quorum queue (counted) counts the deliveries that came back, in x-delivery-count:
+    before RabbitMQ 4.3 every one (a consumer stopped or lost with it too), from 4.3
+    those that failed (rejected). A classic queue before 4.3 says only whether it
+    delivered the message before, for whatever reason: so there a message gets two.
     """
     count = (properties.headers or {}).get("x-delivery-count")
     if count is not None or counted:
@@ -166,9 +165,9 @@ class Consumer(Connection):
             self.ack(*last)
 
     @staticmethod
-    def ack(channel, delivery_tag) -> None:
+    def ack(channel, delivery_tag) -> None:  # this one and all before it
         if channel.is_open:  # else it was lost, and the broker delivers them again
-            channel.basic_ack(delivery_tag, multiple=True)  # this one and all before
+            channel.basic_ack(delivery_tag, multiple=True)
 
     def failed(self, channel, method, properties, body, error) -> None:
         """The callback raised: give the message back (rejected, so that RabbitMQ counts
