@@ -247,6 +247,23 @@ def test_any_exception_in_respond_is_an_error_reply_and_the_server_goes_on(amqp_
     ]
 
 
+def test_a_reply_that_is_not_text_is_an_error_reply_and_the_server_goes_on(amqp_url, logged):
+    class Careless(RpcServer):
+        def respond(self, body):
+            return len(body) if body == b"len" else body.decode()  # an int: not a reply
+
+    server = Careless(amqp_url, QUEUE)
+    thread = serving(server)
+    with RpcClient(amqp_url, QUEUE, timeout=10) as client:
+        with pytest.raises(RpcError, match="the server failed: AttributeError"):
+            client.request("len")
+        assert client.request("echo") == "echo"
+    server.stop()
+    thread.join(10)
+    server.close()
+    assert len(logged.warnings()) == 1
+
+
 def test_a_reply_that_takes_several_heartbeats_keeps_the_connection(amqp_url, logged):
     """respond() runs off the I/O thread, so the heartbeats go on: 1 s apart, and 4 s to answer."""
     url = amqp_url + "?heartbeat=1"
