@@ -2,7 +2,7 @@
 change it cannot make. On the password redaction, whose tests need no broker."""
 
 import pytest
-from mutants import load, trial
+from mutants import ROOT, load, trial
 
 GUARD = ["tests/test_common.py::test_a_url_is_printed_without_its_password"]
 REDACTION = {"file": "common/connection.py", "tests": GUARD}
@@ -35,3 +35,5 @@ def test_every_mutant_names_a_promise_a_file_and_the_tests_that_guard_it():
         assert set(mutant) == {"name", "promise", "file", "find", "replace", "tests"}, mutant
         assert mutant["find"] != mutant["replace"] and "\n" not in mutant["find"]
         assert all(test.startswith("tests/test_") and "::" in test for test in mutant["tests"])
+        # Each change still applies to the code as it is: a stale one fails here, early.
+        assert (ROOT / mutant["file"]).read_text().count(mutant["find"]) == 1, mutant["name"]
