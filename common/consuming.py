@@ -140,7 +140,7 @@ class Consumer(Connection):
         """Hand done (a delivery tag to ack, or a function) to the I/O thread."""
         with self.outbox_lock:
             self.outbox.append((channel, done))
-            first = len(self.outbox) == 1  # else a flush is on its way already
+            first = len(self.outbox) == 1  # else a wake-up is on its way already
         if first:
             try:
                 channel.connection.add_callback_threadsafe(self.flush)
