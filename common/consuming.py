@@ -2,8 +2,7 @@
 
 The I/O thread (receive()) reads from the broker and keeps the connection alive
 with heartbeats; a worker thread runs callback() for each message, in order. The
-acks go back to the I/O thread, since pika is not thread-safe, and those done in
-a row go as one (multiple=True): the cost of acking does not grow with the rate.
+acks go back to the I/O thread (pika is not thread-safe), those done in a row as one.
 """
 
 import copy
@@ -43,7 +42,8 @@ class Consumer(Connection):
     """receive() calls callback() for each message of self.queue until stopped."""
 
     ready = " [*] Waiting for messages. To exit press CTRL+C"  # once consuming
-    queue: str | None = None  # declare() sets it
+    queue_name: str | None = None  # what a subclass declares: "" for a server-named queue
+    queue: str | None = None  # its name, once declared
 
     def __init__(self, url: str, *, prefetch: int = 10, **options):
         self.prefetch, self.stopping = prefetch, threading.Event()
@@ -172,7 +172,7 @@ class Consumer(Connection):
     def failed(self, channel, method, properties, body, error) -> None:
         """The callback raised: give the message back (rejected, so that RabbitMQ counts
         the failed delivery), or after MAX_ATTEMPTS set it aside in DEAD_LETTERS, with why."""
-        counted = self.queue_type == "quorum" and bool(getattr(self, "queue_name", ""))
+        counted = self.queue_type == "quorum" and bool(self.queue_name)  # server-named: classic
         attempt, limit = attempts(method, properties, counted)
         last = attempt >= limit
         fate = f"it goes to the queue {DEAD_LETTERS!r}" if last else "it goes back to the queue"

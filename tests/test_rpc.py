@@ -9,7 +9,7 @@ import uuid
 
 import pika
 import pytest
-from inprocess import ready_messages
+from inprocess import Consuming, ready_messages
 from processes import wait_until
 
 from common.rpc import REPLY_TO, RpcClient, RpcError, RpcServer
@@ -225,22 +225,11 @@ class Failing(RpcServer):
         return str(1 // int(body))  # ZeroDivisionError for "0": a bug, not a refusal
 
 
-def serving(server):
-    thread = threading.Thread(target=server.receive, daemon=True)
-    thread.start()
-    return thread
-
-
 def test_any_exception_in_respond_is_an_error_reply_and_the_server_goes_on(amqp_url, logged):
-    server = Failing(amqp_url, QUEUE)
-    thread = serving(server)
-    with RpcClient(amqp_url, QUEUE, timeout=10) as client:
+    with Consuming(Failing(amqp_url, QUEUE)), RpcClient(amqp_url, QUEUE, timeout=10) as client:
         with pytest.raises(RpcError, match="the server failed: ZeroDivisionError"):
             client.request("0")
         assert client.request("1") == "1"
-    server.stop()
-    thread.join(10)
-    server.close()
     assert logged.warnings() == [
         "warning: respond() failed (ZeroDivisionError('integer division or modulo by zero')): "
         "the client gets an error reply"
@@ -252,15 +241,10 @@ def test_a_reply_that_is_not_text_is_an_error_reply_and_the_server_goes_on(amqp_
         def respond(self, body):
             return len(body) if body == b"len" else body.decode()  # an int: not a reply
 
-    server = Careless(amqp_url, QUEUE)
-    thread = serving(server)
-    with RpcClient(amqp_url, QUEUE, timeout=10) as client:
+    with Consuming(Careless(amqp_url, QUEUE)), RpcClient(amqp_url, QUEUE, timeout=10) as client:
         with pytest.raises(RpcError, match="the server failed: AttributeError"):
             client.request("len")
         assert client.request("echo") == "echo"
-    server.stop()
-    thread.join(10)
-    server.close()
     assert len(logged.warnings()) == 1
 
 
@@ -269,11 +253,7 @@ def test_a_reply_that_takes_several_heartbeats_keeps_the_connection(amqp_url, lo
     url = amqp_url + "?heartbeat=1"
     server = Failing(url, QUEUE)
     server.delay = 4
-    thread = serving(server)
-    with RpcClient(url, QUEUE, timeout=15) as client:
+    with Consuming(server), RpcClient(url, QUEUE, timeout=15) as client:
         assert client.request("1") == "1"
         assert client.request("1") == "1"
-    server.stop()
-    thread.join(10)
-    server.close()
     assert " [*] Reconnected to the broker" not in logged.lines, logged.lines
