@@ -1,8 +1,5 @@
-"""The connection to RabbitMQ, and what a failure to connect means, in words.
-
-A URL may list several brokers, the nodes of one cluster, separated by commas:
-the first that answers is used. A password is never printed: without_password().
-"""
+"""The connection to RabbitMQ, and what a failure to connect means, in words. A URL
+may list several brokers (a cluster's nodes); no password is ever printed."""
 
 import ipaddress
 import logging
@@ -10,6 +7,7 @@ import os
 import re
 import socket
 import ssl
+import threading
 import time
 from urllib.parse import unquote, urlsplit
 
@@ -43,8 +41,7 @@ def broker_urls(url: str) -> list[str]:
 
 
 def without_password(url: str) -> str:
-    """The URL as it is safe to print: user, host, port and virtual host, no password.
-    Several URLs separated by commas: each so."""
+    """The URL (or each of several) as it is safe to print: all but the password."""
     urls = broker_urls(url)
     if len(urls) > 1:
         return ", ".join(map(without_password, urls))
@@ -69,13 +66,16 @@ def parameters(url: str) -> pika.URLParameters:
     return result
 
 
-def connect(url: str, retry_for: float = 0.0) -> pika.BlockingConnection:
+def connect(
+    url: str, retry_for: float = 0.0, stopping: threading.Event | None = None
+) -> pika.BlockingConnection:
     """Open a connection to the broker at url, or raise BrokerError saying what to check.
 
-    While no URL answers, try them all again, in order, with growing pauses, for
-    up to retry_for seconds. A refused login or virtual host is final at once (the
-    nodes of a cluster share their users), and so, for its URL only, is a failed
-    TLS handshake or a host name that cannot be one.
+    While no URL answers, try them all again, in order, with growing pauses, for up
+    to retry_for seconds; a stopping event set (Ctrl-C) ends that: KeyboardInterrupt.
+    A refused login or virtual host is final at once (the nodes of a cluster share
+    their users), and so, for its URL only, is a failed TLS handshake or a host name
+    that cannot be one.
     """
     urls = broker_urls(url)
     if not urls:
@@ -99,7 +99,10 @@ def connect(url: str, retry_for: float = 0.0) -> pika.BlockingConnection:
         if pause == 0.5:
             where = ", ".join(map(without_password, urls))
             log.info(f" [!] No broker answers at {where} yet: trying for {retry_for:g} s")
-        time.sleep(min(pause, left))
+        if stopping is None:
+            time.sleep(min(pause, left))
+        elif stopping.wait(min(pause, left)):  # Ctrl-C while consuming only sets it
+            raise KeyboardInterrupt
         pause = min(pause * 2, 5.0)
 
 
@@ -150,13 +153,9 @@ def on_this_machine(host: str) -> bool:
 
 class Connection:
     """One connection and one channel, with publisher confirms; open() declares what
-    this side needs, and runs again after a lost connection.
-
-    queue_type is the type of the named queues this side declares: "quorum"
-    (replicated on the nodes of a cluster, the default) or "classic"; None reads
-    the QUEUE_TYPE environment variable, so `QUEUE_TYPE=classic python ...` runs
-    a pattern on classic queues unchanged.
-    """
+    this side needs, again after a lost connection. queue_type: of the named queues
+    declared, "quorum" (replicated on a cluster's nodes) or "classic"; None reads the
+    QUEUE_TYPE environment variable, else "quorum"."""
 
     def __init__(self, url: str, *, queue_type: str | None = None, retry_for: float = 0.0):
         self.url, self.retry_for = url, retry_for
@@ -169,9 +168,10 @@ class Connection:
         self.open()
 
     confirms = True  # publisher confirms on the channel: each publish waits for the broker
+    stopping: threading.Event | None = None  # a consumer's: Ctrl-C ends a wait for the broker
 
     def open(self) -> None:
-        self.connection = connect(self.url, self.retry_for)
+        self.connection = connect(self.url, self.retry_for, self.stopping)
         self.channel = self.connection.channel()
         if self.confirms:
             self.channel.confirm_delivery()

@@ -1,9 +1,7 @@
 """Consuming: manual acks after the work, a prefetch limit, poison messages set aside.
-
-The I/O thread (receive()) reads from the broker and keeps the connection alive
-with heartbeats; a worker thread runs callback() for each message, in order. The
-acks go back to the I/O thread (pika is not thread-safe), those done in a row as one.
-"""
+The I/O thread (receive()) keeps the connection and its heartbeats; a worker thread runs
+callback() per message, in order; the acks go back to the I/O thread (pika is not
+thread-safe), those done in a row as one."""
 
 import copy
 import functools
@@ -42,11 +40,12 @@ class Consumer(Connection):
     """receive() calls callback() for each message of self.queue until stopped."""
 
     ready = " [*] Waiting for messages. To exit press CTRL+C"  # once consuming
-    queue_name: str | None = None  # what a subclass declares: "" for a server-named queue
-    queue: str | None = None  # its name, once declared
+    queue_name: str | None = None  # the queue a subclass declares ("": server-named)
+    queue: str | None = None  # and its name, once declared
 
     def __init__(self, url: str, *, prefetch: int = 10, **options):
-        self.prefetch, self.stopping = prefetch, threading.Event()
+        self.prefetch = prefetch
+        self.stopping: threading.Event = threading.Event()
         self.outbox: list = []  # (channel, delivery tag or function) for the I/O thread
         self.outbox_lock = threading.Lock()
         super().__init__(url, **options)

@@ -73,6 +73,22 @@ def test_a_consumer_started_while_the_broker_is_down_waits_for_it(start, restart
     assert consumer.wait_received(1) == producer.sent()
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_while_waiting_for_a_lost_broker_exits_at_once(start, restartable, sig):
+    """Lost while consuming, waiting up to --retry (30 s) for the broker: a stop ends it."""
+    consumer = start("basic/consumer.py").wait_ready()
+    restartable.ctl("stop_app")
+    try:
+        consumer.wait_until_printed(" [!] No broker answers at")
+        began = time.monotonic()
+        assert consumer.stop(sig) == 0, consumer.describe()
+        assert time.monotonic() - began < 5  # not the 30 s of --retry
+        assert consumer.stderr == [], consumer.describe()
+    finally:
+        restartable.ctl("start_app")
+        restartable.wait_until_listening()
+
+
 def test_a_consumer_gives_up_after_retrying_for_the_time_it_was_given(start, amqp_url):
     address = f"127.0.0.1:{free_port()}"
     began = time.monotonic()
