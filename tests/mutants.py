@@ -103,13 +103,13 @@ def trial(mutant, scratch, node=None):
     nothing: the baseline, whose tests must pass."""
     copy = Path(tempfile.mkdtemp(prefix="mutant-", dir=scratch))
     shutil.copytree(ROOT, copy, ignore=NOT_COPIED, dirs_exist_ok=True)
-    if "find" not in mutant:
-        outcome, why = run_tests(copy, mutant["tests"], node)
-        return ("ok" if outcome == "passed" else "error"), why
-    problem = apply(copy, mutant)
+    changed = "find" in mutant
+    problem = apply(copy, mutant) if changed else None
     if problem:
         return "error", problem
     outcome, why = run_tests(copy, mutant["tests"], node)
+    if not changed:
+        return ("ok" if outcome == "passed" else "error"), why
     return {"failed": "killed", "passed": "survived", "error": "error"}[outcome], why
 
 
