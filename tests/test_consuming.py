@@ -3,6 +3,7 @@ and a lost connection; checked on the broker itself."""
 
 import collections
 import json
+import logging
 import threading
 import time
 import urllib.parse
@@ -192,6 +193,46 @@ def test_after_losing_its_subscription_mid_stream_a_consumer_goes_on_acking(
         after = [f"after {i}" for i in range(50)]
         send(amqp_url, "stream", *after)
         handled.wait_until(lambda items: set(after) <= set(items), "the 50 sent after")
+
+
+def test_an_ack_whose_wake_up_is_lost_with_a_cancelled_subscription_holds_up_nothing(
+    broker, amqp_url, logged
+):
+    """The moment the test above can only hope to hit, made certain: a message is finished
+    while the broker cancels the subscription, and its ack's wake-up of the I/O thread is
+    lost when the old connection closes. The next subscription must still ack: more than
+    a prefetch's worth of messages after it are all worked on."""
+    handled, finishing = Seen(), threading.Event()
+
+    class Finishing(Queue):
+        def callback(self, body):
+            handled.add(body)
+            if body == "held":
+                assert finishing.wait(TIMEOUT)
+
+    class Between(logging.Handler):
+        """On the I/O thread, after the cancel and before the old connection is closed:
+        let "held" finish, and wait until the worker has moved on to the next message."""
+
+        def emit(self, record):
+            if "cancelled the subscription" in record.getMessage():
+                finishing.set()
+                handled.wait_until(lambda items: "then" in items, "the message after 'held'")
+
+    send(amqp_url, "cancelled", "held", "then")
+    vhost = urllib.parse.quote(pika.URLParameters(amqp_url).virtual_host, safe="")
+    between, helpers = Between(), logging.getLogger("common")
+    helpers.addHandler(between)
+    try:
+        with Consuming(Finishing(amqp_url, "cancelled", prefetch=10)):
+            handled.wait_for(1, "'held', in its callback")
+            broker.api("DELETE", f"/api/queues/{vhost}/cancelled")
+            logged.wait_for(" [*] Reconnected to the broker")
+            after = [f"after {i}" for i in range(30)]
+            send(amqp_url, "cancelled", *after)
+            handled.wait_until(lambda items: set(after) <= set(items), "the 30 sent after")
+    finally:
+        helpers.removeHandler(between)
 
 
 POISON_POLICY = {
