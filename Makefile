@@ -13,11 +13,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/python tests/demo.py $(PATTERNS)
+	$(BIN)/python tools/demo.py $(PATTERNS)
 
 # The picture of a demo run in README.rst.
 demo-image: $(VENV)/.installed
-	$(BIN)/python tests/demo.py workers routing --svg images/demo.svg
+	$(BIN)/python tools/demo.py workers routing --svg images/demo.svg
 
 # ruff, and mypy on the helpers' type hints (their public API is typed).
 lint: $(VENV)/.installed
@@ -35,14 +35,14 @@ test: lint
 test-cluster: $(VENV)/.installed
 	$(BIN)/pytest -m cluster
 
-# Break each promise of the helpers on purpose, one at a time (tests/mutants.toml), and
+# Break each promise of the helpers on purpose, one at a time (tools/mutants.toml), and
 # check that a test catches it: fails unless every mutant is killed (about 4 minutes).
 mutants: $(VENV)/.installed
-	$(BIN)/python tests/mutants.py
+	$(BIN)/python tools/mutants.py
 
 # A local three-node cluster to experiment with; Ctrl-C stops and removes it.
 cluster: $(VENV)/.installed
-	$(BIN)/python tests/cluster.py
+	$(BIN)/python tools/cluster.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
@@ -50,12 +50,12 @@ clean:
 # README.rst: copy each pattern file into its code block, and re-record every
 # transcript by running its scenario against a throwaway broker.
 readme: $(VENV)/.installed
-	$(BIN)/python tests/readme.py --transcripts
+	$(BIN)/python tools/readme.py --transcripts
 
 # Publish, consume, RPC and workers figures: bare pika next to the helpers, in one run
 # (about a minute). Not part of the tests: a smoke test runs it at a tiny scale.
 bench: $(VENV)/.installed
-	$(BIN)/python tests/bench.py --json bench.json --chart images/bench.png
+	$(BIN)/python tools/bench.py --json bench.json --chart images/bench.png
 
 # images/*.png from their Graphviz sources, images/*.dot (needs graphviz).
 images:

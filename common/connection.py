@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 BLOCKED_TIMEOUT = 30  # seconds; ?blocked_connection_timeout=N in the URL says otherwise
 QUEUE_TYPES = ("quorum", "classic")
+RECONNECTED = " [*] Reconnected to the broker"  # logged by whoever lost its connection
 LOGIN_REFUSED = (
     pika.exceptions.ProbableAuthenticationError,
     pika.exceptions.ProbableAccessDeniedError,

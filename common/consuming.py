@@ -14,12 +14,14 @@ import threading
 
 import pika
 
-from common.connection import Connection
+from common.connection import RECONNECTED, Connection
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3  # deliveries of a message whose callback fails, before it is set aside
 DEAD_LETTERS = "dead_letters"
+READY = " [*] Waiting for messages. To exit press CTRL+C"  # once consuming
+DONE = " [x] Done"  # a worker, once a task is done
 
 
 def attempts(method, properties, counted: bool) -> tuple[int, int]:
@@ -39,7 +41,7 @@ def attempts(method, properties, counted: bool) -> tuple[int, int]:
 class Consumer(Connection):
     """receive() calls callback() for each message of self.queue until stopped."""
 
-    ready = " [*] Waiting for messages. To exit press CTRL+C"  # once consuming
+    ready = READY
     queue_name: str | None = None  # the queue a subclass declares ("": server-named)
     queue: str | None = None  # and its name, once declared
 
@@ -107,7 +109,7 @@ class Consumer(Connection):
             except queue.Empty:
                 pass
             self.open()
-            log.info(" [*] Reconnected to the broker")
+            log.info(RECONNECTED)
 
     def on_message(self, channel, method, properties, body) -> None:
         self.tasks.put((channel, method, properties, body))

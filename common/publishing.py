@@ -6,7 +6,7 @@ import time
 import pika
 from pika.exceptions import NackError, UnroutableError
 
-from common.connection import BrokerError, Connection, Refused
+from common.connection import RECONNECTED, BrokerError, Connection, Refused
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class Publisher(Connection):
                 if not self.connection.is_open:  # lost, or closed after a nack
                     self.open()
                     if lost:
-                        log.info(" [*] Reconnected to the broker")
+                        log.info(RECONNECTED)
                         lost = False
                 self.channel.basic_publish(
                     exchange, routing_key, body.encode(), properties, mandatory=True

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 # Direct reply-to: the broker hands replies straight to the client's channel,
 # so no reply queue has to be declared, and cleaned up, for every client.
 REPLY_TO = "amq.rabbitmq.reply-to"
+AWAITING = " [x] Awaiting RPC requests"  # an RPC server, once consuming
 
 
 class RpcError(Exception):
@@ -135,7 +136,7 @@ class RpcServer(Queue):
     """Consumes requests and replies to each; respond() says what the answer is. It runs
     on the worker thread, like every callback, so a long answer stops no heartbeat."""
 
-    ready = " [x] Awaiting RPC requests"
+    ready = AWAITING
     # A reply is not confirmed: one lost ends in the client's time-out, and waiting for
     # each confirm would hold up every request behind it.
     confirms = False

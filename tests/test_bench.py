@@ -47,7 +47,7 @@ def positive_number(value):
 
 def test_the_benchmark_runs_and_writes_every_figure(amqp_url, tmp_path):
     path = tmp_path / "bench.json"
-    run = Script("tests/bench.py", "--scale", "0.01", "--json", str(path), url=amqp_url)
+    run = Script("tools/bench.py", "--scale", "0.01", "--json", str(path), url=amqp_url)
     assert run.wait(30) == 0, run.describe()
     results = json.loads(path.read_text())
 

@@ -3,7 +3,7 @@ the node that leads its queue, and loses nothing.
 
 One run of node_loss.lose_the_leader() (about 35 s alone), several checks. Run them
 alone with `make test-cluster`. They need rabbitmq-server on this machine: the cluster is
-three local nodes, started by tests/cluster.py as a reader starts it.
+three local nodes, started by tools/cluster.py as a reader starts it.
 """
 
 import os

@@ -21,6 +21,7 @@ from inprocess import (
 )
 
 from common import Queue
+from common.connection import RECONNECTED
 from common.consuming import DEAD_LETTERS, MAX_ATTEMPTS
 
 
@@ -160,7 +161,7 @@ def test_after_a_lost_connection_each_message_is_worked_on_once_more_at_most(
         wait_until_ready(amqp_url, "flaky", 0)  # the other four wait in the consumer
         vhost = pika.URLParameters(amqp_url).virtual_host
         broker.ctl("close_all_connections", "-p", vhost, "closed by a test")
-        logged.wait_for(" [*] Reconnected to the broker")
+        logged.wait_for(RECONNECTED)
         consumer.release.set()
         consumer.handled.wait_for(6, "the five delivered again")
         wait_until_ready(amqp_url, "flaky", 0)
@@ -189,7 +190,7 @@ def test_after_losing_its_subscription_mid_stream_a_consumer_goes_on_acking(
             broker.api("DELETE", f"/api/queues/{urllib.parse.quote(vhost, safe='')}/stream")
         else:
             broker.ctl("close_all_connections", "-p", vhost, "closed by a test")
-        logged.wait_for(" [*] Reconnected to the broker")
+        logged.wait_for(RECONNECTED)
         after = [f"after {i}" for i in range(50)]
         send(amqp_url, "stream", *after)
         handled.wait_until(lambda items: set(after) <= set(items), "the 50 sent after")
@@ -227,7 +228,7 @@ def test_an_ack_whose_wake_up_is_lost_with_a_cancelled_subscription_holds_up_not
         with Consuming(Finishing(amqp_url, "cancelled", prefetch=10)):
             handled.wait_for(1, "'held', in its callback")
             broker.api("DELETE", f"/api/queues/{vhost}/cancelled")
-            logged.wait_for(" [*] Reconnected to the broker")
+            logged.wait_for(RECONNECTED)
             after = [f"after {i}" for i in range(30)]
             send(amqp_url, "cancelled", *after)
             handled.wait_until(lambda items: set(after) <= set(items), "the 30 sent after")

@@ -30,7 +30,7 @@ LABELS = {
 
 
 def demo(*patterns, url):
-    return Process("tests/demo.py", *patterns, url=url)
+    return Process("tools/demo.py", *patterns, url=url)
 
 
 def assert_shown(run, patterns):
@@ -107,5 +107,5 @@ def test_with_no_broker_answering_it_brings_its_own(tmp_path):
 
 def test_the_demo_picture_is_made_by_the_documented_command():
     makefile = (ROOT / "Makefile").read_text()
-    assert "tests/demo.py workers routing --svg images/demo.svg" in makefile
+    assert "tools/demo.py workers routing --svg images/demo.svg" in makefile
     assert (ROOT / "images" / "demo.svg").read_text().lstrip().startswith("<svg")

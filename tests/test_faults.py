@@ -10,7 +10,9 @@ import pytest
 from processes import TIMEOUT
 from throwaway import free_port
 
-RECONNECTED = " [*] Reconnected to the broker"
+from common.connection import RECONNECTED
+from common.consuming import DONE
+from common.rpc import AWAITING
 
 
 @pytest.fixture
@@ -106,7 +108,7 @@ def test_a_task_longer_than_several_heartbeats_keeps_its_connection(start, amqp_
     worker = start("workers/consumer.py", "--delay", "7", url=url).wait_ready()
     task = start("workers/producer.py", "-n", "1", url=url)
     assert task.wait() == 0, task.describe()
-    worker.wait_for_line(" [x] Done", timeout=7 + TIMEOUT)
+    worker.wait_for_line(DONE, timeout=7 + TIMEOUT)
     probe = start("workers/producer.py", "-n", "1", url=url)
     assert probe.wait() == 0, probe.describe()
     worker.wait_received(2)
@@ -141,7 +143,7 @@ def test_everything_declared_is_durable_or_exclusive(start, broker, amqp_url):
     ]
     for consumer in consumers:
         consumer.wait_ready()
-    start("rpc/consumer.py").wait_for_line(" [x] Awaiting RPC requests")
+    start("rpc/consumer.py").wait_for_line(AWAITING)
     client = start("rpc/producer.py", "1")
     assert client.wait() == 0, client.describe()
     vhost = urllib.parse.quote(urllib.parse.unquote(amqp_url.rsplit("/", 1)[1]), safe="")

@@ -8,6 +8,8 @@ from inprocess import get_all
 from test_rpc import QUEUE as RPC_QUEUE
 from test_rpc import answers, got, stand_in_server
 
+from common.rpc import AWAITING
+
 AS_THE_TUTORIALS_DO = {"x-queue-type": "quorum"}
 PATTERNS = [("basic", "basic", []), ("workers", "task_queue", ["--delay", "0"])]
 
@@ -42,7 +44,7 @@ def test_our_producer_first_then_a_tutorial_consumer(start, amqp_url, pattern, q
 def test_our_rpc_server_answers_a_tutorial_client(start, amqp_url):
     """The tutorial's client: an exclusive reply queue of its own, and rpc_queue not declared."""
     server = start("rpc/consumer.py")
-    server.wait_for_line(" [x] Awaiting RPC requests")
+    server.wait_for_line(AWAITING)
     connection, channel = tutorial_channel(amqp_url)
     callback_queue = channel.queue_declare(queue="", exclusive=True).method.queue
     request = pika.BasicProperties(reply_to=callback_queue, correlation_id="fib-30")

@@ -12,10 +12,9 @@ from pika.exceptions import NackError
 
 from common import BrokerError, Queue
 from common.bulk import publish_many
-from common.connection import Refused
+from common.connection import RECONNECTED, Refused
 
 LOST = " [!] Lost the broker: trying again for up to 30 s"
-RECONNECTED = " [*] Reconnected to the broker"
 NACKED = " [!] The broker refused a message (nack): sending it again"
 
 

@@ -12,7 +12,8 @@ import pytest
 from inprocess import Consuming, ready_messages
 from processes import wait_until
 
-from common.rpc import REPLY_TO, RpcClient, RpcError, RpcServer
+from common.connection import RECONNECTED
+from common.rpc import AWAITING, REPLY_TO, RpcClient, RpcError, RpcServer
 
 QUEUE = "rpc_queue"
 QUORUM = {"x-queue-type": "quorum"}  # as the server, and the official tutorial, declare it
@@ -37,7 +38,7 @@ def answers(client):
 
 def test_answers_come_in_the_order_asked(start):
     server = start("rpc/consumer.py")
-    server.wait_for_line(" [x] Awaiting RPC requests")
+    server.wait_for_line(AWAITING)
     numbers = [30, 0, 90, 1, 2, 10000]
     client = start("rpc/producer.py", *map(str, numbers))
     assert client.wait() == 0, client.describe()
@@ -51,7 +52,7 @@ def test_answers_come_in_the_order_asked(start):
 def test_two_servers_share_a_batch_of_forty(start):
     servers = [start("rpc/consumer.py") for _ in range(2)]
     for server in servers:
-        server.wait_for_line(" [x] Awaiting RPC requests")
+        server.wait_for_line(AWAITING)
     numbers = [10000 - i for i in range(40)]
     client = start("rpc/producer.py", *map(str, numbers))
     assert client.wait() == 0, client.describe()
@@ -132,7 +133,7 @@ class Requester:
 
 def test_malformed_requests_get_error_replies_and_the_server_goes_on(start, amqp_url):
     server = start("rpc/consumer.py")
-    server.wait_for_line(" [x] Awaiting RPC requests")
+    server.wait_for_line(AWAITING)
     requester = Requester(amqp_url)
     for bad in [b"abc", b"-3", b"10001", b"1.5", b"", b" 7", b"\xff\xfe"]:
         kind, text = requester.ask(bad)
@@ -207,7 +208,7 @@ def test_an_error_reply_is_printed_as_an_error_and_exits_1(start, amqp_url):
 
 def test_a_client_that_lost_its_connection_still_gets_its_replies(start, broker, amqp_url):
     server = start("rpc/consumer.py")
-    server.wait_for_line(" [x] Awaiting RPC requests")
+    server.wait_for_line(AWAITING)
     with RpcClient(amqp_url, "rpc_queue", timeout=10) as client:
         assert client.request("10") == "55"
         vhost = pika.URLParameters(amqp_url).virtual_host
@@ -256,4 +257,4 @@ def test_a_reply_that_takes_several_heartbeats_keeps_the_connection(amqp_url, lo
     with Consuming(server), RpcClient(url, QUEUE, timeout=15) as client:
         assert client.request("1") == "1"
         assert client.request("1") == "1"
-    assert " [*] Reconnected to the broker" not in logged.lines, logged.lines
+    assert RECONNECTED not in logged.lines, logged.lines

@@ -9,6 +9,8 @@ import pika
 import pytest
 from processes import wait_until
 
+from common.connection import RECONNECTED
+
 
 def start_worker(start, delay):
     return start("workers/consumer.py", "--delay", str(delay)).wait_ready()
@@ -78,7 +80,7 @@ def test_a_worker_whose_queue_is_deleted_says_so_and_goes_on(start, broker, amqp
         " [!] The broker cancelled the subscription to 'task_queue' (was the queue deleted?): "
         "subscribing again"
     )
-    worker.wait_for_line(" [*] Reconnected to the broker")
+    worker.wait_for_line(RECONNECTED)
     sent = produce(start, 2)
     assert worker.wait_received(2) == sent
     assert worker.stop() == 0 and worker.stderr == []

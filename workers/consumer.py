@@ -11,6 +11,7 @@ import time
 
 from common import Queue
 from common.cli import parser, run, seconds
+from common.consuming import DONE
 
 QUEUE = "task_queue"
 PREFETCH = 1  # fair dispatch: no second task for a worker until it acks the first
@@ -24,7 +25,7 @@ class Worker(Queue):
     def callback(self, body):
         print(f"{body} received")
         time.sleep(self.delay)  # the simulated work; Queue acks only after it
-        print(" [x] Done")
+        print(DONE)
 
 
 def main(argv=None):

@@ -1,6 +1,6 @@
 """Watch every pattern in one terminal: the real scripts, their output side by side.
 
-Run:      make demo        or   python tests/demo.py [PATTERN ...] [--svg FILE]
+Run:      make demo        or   python tools/demo.py [PATTERN ...] [--svg FILE]
 Observe:  per pattern, a header says what to watch for; the consumer and
           producer scripts run as a reader runs them, each line labelled by the
           process that printed it; a check line says what happened, worked out
@@ -12,18 +12,18 @@ throwaway one, started as the tests start theirs and removed at the end.
 
 import argparse
 import itertools
-import os
 import signal
 import sys
 
 from processes import TIMEOUT, Script, wait_until
 from rich.console import Console
 from rich.text import Text
-from throwaway import BrokerUnavailable, answers, start_throwaway
+from throwaway import BrokerUnavailable, users_broker_or_throwaway
 
-DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
+from common.consuming import DONE, READY
+from common.rpc import AWAITING
+
 COLOURS = ["cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta"]
-DONE = " [x] Done"
 
 
 class Failed(Exception):
@@ -49,7 +49,7 @@ class Stage:
         self.scripts.append(script)
         return script
 
-    def consumer(self, label, path, *args, ready=" [*] Waiting for messages. To exit press CTRL+C"):
+    def consumer(self, label, path, *args, ready=READY):
         script = self.start(label, path, *args)
         self.wait(lambda: ready in script.stdout, f"{label} did not start", script)
         return script
@@ -181,7 +181,7 @@ def topics(stage):
 
 
 def rpc(stage):
-    ready = " [x] Awaiting RPC requests"
+    ready = AWAITING
     servers = [stage.consumer(f"rpc server {i}", "rpc/consumer.py", ready=ready) for i in (1, 2)]
     client = stage.finish("rpc client", "rpc/producer.py", "0", "1", "2", "30", "90")
     answers = [line for line in client.stdout if line.startswith(" [.] Got")]
@@ -226,13 +226,10 @@ def main(argv=None):
     console = Console(soft_wrap=True, highlight=False, record=bool(args.svg), width=width)
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, signal.default_int_handler)
-    url, broker, stage = os.environ.get("AMQP_URL", DEFAULT_URL), None, None
+    broker, stage = None, None
     code = 0
     try:
-        if not answers(url):
-            console.print("No broker answers there: starting a throwaway one for this demo ...")
-            broker = start_throwaway()
-            url = broker.url("/")
+        url, broker = users_broker_or_throwaway(console.print, "this demo")
         for name in args.patterns or PATTERNS:
             console.rule(f"[bold]{name}")
             console.print(HEADERS[name])

@@ -1,13 +1,13 @@
 """A local three-node RabbitMQ cluster, to try quorum queues and the loss of a node.
 
-Run:      make cluster        (or: python tests/cluster.py [--nodes 3])
+Run:      make cluster        (or: python tools/cluster.py [--nodes 3])
 Observe:  three throwaway nodes start on this machine, each with its own name,
           ports and folder, and join into one cluster; the URLs to use are
           printed. Kill a node's pid to see the cluster ride through its loss.
           Ctrl-C stops every node and removes the folders.
 
 Linux only, with RabbitMQ's Debian or Ubuntu package (rabbitmq-server) installed.
-The tests start the cluster with this command, as a reader does (tests/node_loss.py).
+The tests start the cluster with this command, as a reader does (tools/node_loss.py).
 """
 
 import argparse

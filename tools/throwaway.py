@@ -32,6 +32,7 @@ from json import dumps, loads
 
 import pika
 
+from common.cli import DEFAULT_URL
 from common.connection import connect
 
 IMAGE = "rabbitmq:4.2-management"
@@ -402,6 +403,19 @@ def answers(url):
         return True
     except Exception:  # any reason it does not answer: a throwaway one is started instead
         return False
+
+
+def users_broker_or_throwaway(say, purpose):
+    """For the tools a reader runs (the demo, the benchmark): the broker at AMQP_URL, else
+    at the scripts' default URL, if it answers; else a throwaway one, after say()ing so.
+    Returns (url, throwaway): the caller stops the throwaway (None if not started).
+    The tests are stricter (start_broker): an AMQP_URL that does not answer is an error."""
+    url = os.environ.get("AMQP_URL", DEFAULT_URL)
+    if answers(url):
+        return url, None
+    say(f"No broker answers there: starting a throwaway one for {purpose} ...")
+    broker = start_throwaway()
+    return broker.url("/"), broker
 
 
 def start_throwaway():

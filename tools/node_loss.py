@@ -1,7 +1,7 @@
 """The README's cluster section, run for real: workers on a quorum queue, and the node
 that leads the queue killed in the middle.
 
-lose_the_leader() starts tests/cluster.py as a reader does, runs the workers pattern
+lose_the_leader() starts tools/cluster.py as a reader does, runs the workers pattern
 on it (quorum queues, the default) with every node's URL, kills the queue's leader while the
 producer is half-way, then a second node (no majority left), stops the cluster with
 Ctrl-C, and returns what it saw. tests/test_cluster.py checks that; `make readme`
@@ -25,6 +25,7 @@ from throwaway import BOOT_TIMEOUT, Broker
 
 from common import BrokerError, Queue
 from common.bulk import publish_many
+from common.connection import RECONNECTED
 
 MESSAGES = 200
 KILL_AFTER = 100  # sent and confirmed: the producer is half-way
@@ -32,7 +33,6 @@ DELAY = "0.1"  # seconds of work per task: the workers are mid-task at the kill,
 RIDE_THROUGH = 60.0  # seconds for what follows the kill: far more than it takes
 NO_MAJORITY_WAIT = 3.0  # seconds publish_many() waits for an answer that may never come
 NODE = re.compile(r"^ +node (\d): (\S+) +(amqp://\S+) +management (\S+) .* pid (\d+)$")
-RECONNECTED = " [*] Reconnected to the broker"
 
 
 @dataclass
@@ -80,7 +80,7 @@ def lose_the_leader():
         return scripts[-1]
 
     seen = Observed()
-    command = start("tests/cluster.py")
+    command = start("tools/cluster.py")
     try:
         command.wait_for_line(READY, timeout=3 * BOOT_TIMEOUT)
         seen.mark("cluster up")
@@ -97,7 +97,7 @@ def lose_the_leader():
             seen.mark("cluster stopped")
         finally:
             command.kill()  # if even Ctrl-C did not stop it: its nodes die with it
-    seen.transcripts["cluster-command"] = ["$ python tests/cluster.py", *command.stdout]
+    seen.transcripts["cluster-command"] = ["$ python tools/cluster.py", *command.stdout]
     return seen
 
 

@@ -7,6 +7,8 @@ import sys
 import threading
 from pathlib import Path
 
+from common.consuming import READY
+
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 15.0  # the longest any test waits for one event
 OUTPUT = threading.Condition()  # notified on every line any script prints
@@ -71,7 +73,7 @@ class Script:
         )
 
     def wait_ready(self, timeout=TIMEOUT):
-        self.wait_for_line(" [*] Waiting for messages. To exit press CTRL+C", timeout)
+        self.wait_for_line(READY, timeout)
         return self
 
     def wait_received(self, n, timeout=TIMEOUT):

@@ -1,6 +1,6 @@
 """make mutants: break each promise of the helpers on purpose, and check that a test fails.
 
-Each entry of tests/mutants.toml is a one-line change to common/ that breaks one promise
+Each entry of tools/mutants.toml is a one-line change to common/ that breaks one promise
 (acks after the callback, confirms, the resend deadline, ...). For each, in a scratch copy
 of the repository: apply it, run only the tests named for it, and report
 
@@ -12,7 +12,7 @@ of the repository: apply it, run only the tests named for it, and report
 First, the same tests run on an unchanged copy and must all pass, so that a failure
 means the change was caught. Exit 0 only if every mutant was killed.
 
-    python tests/mutants.py [--jobs 2] [NAME ...]
+    python tools/mutants.py [--jobs 2] [NAME ...]
 """
 
 import argparse
@@ -35,7 +35,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
-MUTANTS = ROOT / "tests" / "mutants.toml"
+MUTANTS = ROOT / "tools" / "mutants.toml"
 TIME_LIMIT = 300  # seconds for one run of a mutant's tests, its own broker's start included
 NOT_COPIED = shutil.ignore_patterns(
     ".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "*.egg-info", "build"

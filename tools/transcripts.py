@@ -16,7 +16,7 @@ against the throwaway broker and compares; `make readme` runs them and writes
 what they printed into README.rst. Only timestamps, the names the broker
 generates and the broker's address may differ between two runs.
 
-The cluster section's transcripts (cluster-*) come from tests/node_loss.py, and
+The cluster section's transcripts (cluster-*) come from tools/node_loss.py, and
 tests/test_cluster.py compares them by their shape only (node_loss.shape): where
 a node dies among the tasks, and who gets which, differ from run to run.
 """
@@ -29,6 +29,9 @@ import urllib.parse
 
 import pika
 from processes import TIMEOUT, wait_until
+
+from common.consuming import DONE
+from common.rpc import AWAITING
 
 SHOWN_HOST = "localhost:5672"
 MARKED = re.compile(
@@ -94,7 +97,7 @@ def workers(r):
     workers = [r.start("workers/consumer.py").wait_ready() for _ in range(3)]
     r.ctl("workers-consumers", "list_consumers", "queue_name", "ack_required", "prefetch_count")
     r.finish("workers-producer", "workers/producer.py")
-    wait_until(lambda: sum(w.stdout.count(" [x] Done") for w in workers) == 15, "15 done", *workers)
+    wait_until(lambda: sum(w.stdout.count(DONE) for w in workers) == 15, "15 done", *workers)
     for i, worker in enumerate(workers, 1):
         r.stop(f"workers-consumer-{i}", worker)
 
@@ -148,7 +151,7 @@ def topics(r):
 def rpc(r):
     servers = [r.start("rpc/consumer.py") for _ in range(2)]
     for server in servers:
-        server.wait_for_line(" [x] Awaiting RPC requests")
+        server.wait_for_line(AWAITING)
     r.ctl("rpc-queues", "list_queues", "name", "durable", "consumers", showing="rpc_queue\ttrue\t2")
     r.finish("rpc-producer", "rpc/producer.py", "0", "1", "2", "30", "90")
     for i, server in enumerate(servers, 1):
@@ -259,7 +262,7 @@ def record(readme):
 
 
 def record_cluster():
-    """The cluster section's transcripts, from a run of tests/node_loss.py."""
+    """The cluster section's transcripts, from a run of tools/node_loss.py."""
     from node_loss import lose_the_leader
 
     return lose_the_leader().transcripts

@@ -1,6 +1,6 @@
 """Benchmark: what the helpers in common/ cost, next to bare pika, on one broker.
 
-Run:      make bench     or   python tests/bench.py [--json FILE] [--chart FILE] [--scale X]
+Run:      make bench     or   python tools/bench.py [--json FILE] [--chart FILE] [--scale X]
 Observe:  one table: publish and consume rates (messages/s), RPC latency and
           rate, and how well 1, 2 and 4 workers share tasks; the ratios that
           matter, each next to its target. --scale 1 takes a little over a minute
@@ -38,12 +38,14 @@ import pika
 from processes import OUTPUT, ROOT, Script, wait_until
 from rich.console import Console
 from rich.table import Table
-from throwaway import BrokerUnavailable, answers, start_throwaway
+from throwaway import BrokerUnavailable, users_broker_or_throwaway
 
 from common import Queue
 from common.bulk import publish_many
+from common.cli import DEFAULT_URL
+from common.consuming import DONE
+from common.rpc import REPLY_TO
 
-DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 BODY_SIZE = 100  # bytes, every message
 REPEATS = 3  # each rate is the best of this many runs
@@ -54,7 +56,6 @@ TASK_QUEUE = "task_queue"  # workers/consumer.py's: fixed there
 QUORUM = {
     "x-queue-type": "quorum"
 }  # every named queue, as the helpers and the tutorials declare it
-REPLY_TO = "amq.rabbitmq.reply-to"
 BATCH = 100  # confirmed in batches: wait for all confirms of a batch before the next
 WINDOW = 1000  # confirmed streaming: at most this many unconfirmed at a time
 PREFETCH = 100
@@ -520,11 +521,11 @@ def measure_workers(url, n_workers, tasks):
                     return lines[start:]
 
             def done(batch=batch):
-                return sum(line == " [x] Done" for _, line in batch()) >= tasks
+                return sum(line == DONE for _, line in batch()) >= tasks
 
             wait_until(done, f"{tasks} tasks not done", *crew, timeout=DEADLINE + tasks * WORK)
             first = min(t for t, line in batch() if line.endswith(" received"))
-            last = max(t for t, line in batch() if line == " [x] Done")
+            last = max(t for t, line in batch() if line == DONE)
             rates.append(tasks / (last - first))
     finally:
         for worker in crew:
@@ -679,15 +680,13 @@ class BenchBroker:
 
     QUEUES = (QUEUE, BARE_RPC_QUEUE, RPC_QUEUE, TASK_QUEUE)
 
-    def __init__(self, url, console):
-        check_local(url)
-        self.throwaway, self.declared = None, []
-        if answers(url):
-            self.url = url
+    def __init__(self, console):
+        check_local(os.environ.get("AMQP_URL", DEFAULT_URL))
+        self.declared = []
+        self.url, self.throwaway = users_broker_or_throwaway(console.print, "the benchmark")
+        if not self.throwaway:
             self.claim_queues()
         else:
-            console.print("No broker answers there: starting a throwaway one for the benchmark ...")
-            self.throwaway = start_throwaway()
             try:
                 check_local(self.throwaway.url("/"))
                 self.url = self.throwaway.url(self.throwaway.add_vhost("bench"))
@@ -751,7 +750,7 @@ def main(argv=None):
 
     broker = None
     try:
-        broker = BenchBroker(os.environ.get("AMQP_URL", DEFAULT_URL), console)
+        broker = BenchBroker(console)
         started = time.perf_counter()
         raw = {}
         for title, measure in [
