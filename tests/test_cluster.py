@@ -11,7 +11,7 @@ import os
 import pytest
 from node_loss import KILL_AFTER, MESSAGES, NO_MAJORITY_WAIT, lose_the_leader, shape
 from readme import README
-from throwaway import SERVER
+from throwaway import installed
 from transcripts import shown
 
 pytestmark = pytest.mark.cluster
@@ -22,7 +22,7 @@ RECONNECT_WITHIN = 10.0  # seconds; it takes well under one when the node's proc
 # (--dist loadfile), so this starts one cluster in all.
 @pytest.fixture(scope="session")
 def run():
-    if not os.path.exists(SERVER):
+    if not installed():
         pytest.skip("rabbitmq-server is not installed: the cluster is three local nodes of it")
     return lose_the_leader()
 

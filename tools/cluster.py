@@ -20,7 +20,7 @@ import tempfile
 import time
 from json import loads
 
-from throwaway import BOOT_TIMEOUT, CTL, SERVER, BrokerUnavailable, LocalNode
+from throwaway import BOOT_TIMEOUT, CTL, SERVER, BrokerUnavailable, LocalNode, installed
 
 READY = " [*] To stop the cluster and remove it press CTRL+C"
 STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, kill, a closed terminal
@@ -94,7 +94,7 @@ def main(argv=None):
     )
     options.add_argument("--nodes", type=int, default=3, choices=range(1, 8), metavar="N")
     args = options.parse_args(argv)
-    if not os.path.exists(SERVER):
+    if not installed():
         sys.exit(
             f"error: no {SERVER}: install RabbitMQ's package (apt-get install rabbitmq-server)"
         )

@@ -27,7 +27,7 @@ import time
 import xml.etree.ElementTree
 from pathlib import Path
 
-from throwaway import SERVER, LocalNode
+from throwaway import LocalNode, installed
 
 try:
     import tomllib
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = ROOT / "tools" / "mutants.toml"
 TIME_LIMIT = 300  # seconds for one run of a mutant's tests, its own broker's start included
 NOT_COPIED = shutil.ignore_patterns(
-    ".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "*.egg-info", "build"
+    ".git", ".venv", ".venv-*", "__pycache__", ".pytest_cache", ".ruff_cache", "*.egg-info", "build"
 )
 
 
@@ -118,7 +118,7 @@ def start_nodes(jobs):
     about 10 s to start, longer than most runs. None where none can start here (no
     rabbitmq-server, or AMQP_URL names a broker): each run finds its own then."""
     nodes = queue.SimpleQueue()
-    if os.environ.get("AMQP_URL") or not os.path.exists(SERVER):
+    if os.environ.get("AMQP_URL") or not installed():
         for _ in range(jobs):
             nodes.put(None)
         return nodes, []

@@ -9,7 +9,9 @@ Where the broker comes from, in this order:
 2. A Docker engine answers: a container from the pinned ``IMAGE``, with
    testcontainers.
 3. ``rabbitmq-server`` is installed: a private node of our own, with its own
-   name, ports and data folder, removed afterwards.
+   name, ports and data folder, removed afterwards. With ``RABBITMQ_CHROOT`` set,
+   the RabbitMQ installed in that folder runs it, through chroot (``make
+   test-rabbitmq4``: tools/rabbitmq4.sh mounts /tmp, /proc, /sys and /dev there).
 4. Else: an error that says how to get one.
 """
 
@@ -40,6 +42,7 @@ IMAGE = "rabbitmq:4.2-management"
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 BOOT_TIMEOUT = 60.0
+CHROOT = os.environ.get("RABBITMQ_CHROOT", "")  # "": this machine's own RabbitMQ
 
 HOW_TO_GET_ONE = (
     "no RabbitMQ for the tests: set AMQP_URL to a broker with the management "
@@ -51,6 +54,16 @@ HOW_TO_GET_ONE = (
 
 class BrokerUnavailable(Exception):
     pass
+
+
+def installed():
+    """Whether a local node can be started: RabbitMQ's package here (or in CHROOT)."""
+    return os.path.exists(CHROOT + SERVER)
+
+
+def run_in_place(path):
+    """The command that runs one of RabbitMQ's programs, in CHROOT if there is one."""
+    return ["chroot", CHROOT, path] if CHROOT else [path]
 
 
 class Broker:
@@ -157,7 +170,7 @@ def wait_for_api(broker, deadline):
 class LocalNode(Broker):
     """A private rabbitmq-server node: own node name, ports and folder."""
 
-    kind = "local rabbitmq-server node"
+    kind = "local rabbitmq-server node" + (f" in {CHROOT}" if CHROOT else "")
     can_restart = True
 
     def __init__(self, folder=None, node=None, home=None, config="", wait=True, tls=True):
@@ -261,7 +274,7 @@ class LocalNode(Broker):
         # started the node ends, so a node launched from a thread dies with the thread.
         with open(os.path.join(self.folder, "server.out"), "ab") as output:
             self.process = subprocess.Popen(
-                [SERVER],
+                run_in_place(SERVER),
                 env=self.server_env,
                 stdin=subprocess.DEVNULL,
                 stdout=output,
@@ -287,7 +300,7 @@ class LocalNode(Broker):
     def ctl(self, *args, timeout=60):
         """Run rabbitmqctl against this node; return what it printed."""
         result = subprocess.run(
-            [CTL if os.path.exists(CTL) else "rabbitmqctl", "-n", self.node, *args],
+            [*run_in_place(CTL), "-n", self.node, *args],
             env=self.cli_env,
             capture_output=True,
             text=True,
@@ -422,7 +435,7 @@ def start_throwaway():
     """A broker of our own: a container if a Docker engine answers, else a local node."""
     if docker_engine_answers():
         return Container()
-    if shutil.which("rabbitmq-server") or os.path.exists(SERVER):
+    if installed():
         try:
             return LocalNode()
         except BrokerUnavailable:  # once more, with other ports, should one have been taken
