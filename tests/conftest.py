@@ -19,7 +19,7 @@ def broker():
         def not_offered(*args, **options):
             pytest.skip(
                 f"needs rabbitmqctl on the broker's node, which a broker given by AMQP_URL "
-                f"does not offer (rabbitmqctl {' '.join(args)}); unset AMQP_URL to run it"
+                f"does not offer (rabbitmqctl {args[0]}); unset AMQP_URL to run it"
             )
 
         started.ctl = not_offered
