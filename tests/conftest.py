@@ -3,7 +3,7 @@ import os
 
 import pytest
 from inprocess import Logged
-from processes import Script
+from processes import Scripts
 from throwaway import BrokerUnavailable, start_broker
 
 
@@ -38,17 +38,9 @@ def amqp_url(broker):
 @pytest.fixture
 def start(amqp_url):
     """start("basic/consumer.py", *args): a running script, killed at the test's end."""
-    scripts = []
-
-    def start_script(path, *args, **options):
-        options.setdefault("url", amqp_url)
-        script = Script(path, *args, **options)
-        scripts.append(script)
-        return script
-
-    yield start_script
-    for script in scripts:
-        script.kill()
+    scripts = Scripts(amqp_url)
+    yield scripts.start
+    scripts.kill()
 
 
 def pytest_report_header(config):

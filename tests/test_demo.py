@@ -1,14 +1,13 @@
 """The demo: every pattern in one terminal, its checks computed from the scripts' output."""
 
 import glob
-import os
 import signal
 import subprocess
 
 import pytest
 from processes import ROOT, TIMEOUT, wait_until
 from processes import Script as Process
-from throwaway import free_port
+from throwaway import free_port, installed
 
 SUMMARIES = {
     "basic": "✓ basic: the consumer received 5 of 5 messages, in order",
@@ -92,7 +91,7 @@ def test_ctrl_c_in_the_middle_stops_every_process(amqp_url):
 
 def test_with_no_broker_answering_it_brings_its_own(tmp_path):
     """The throwaway node is started, used and removed again: no process, no folder left."""
-    if not os.path.exists("/usr/lib/rabbitmq/bin/rabbitmq-server"):
+    if not installed():
         pytest.skip("no rabbitmq-server here to start a throwaway node with")
     run = demo("basic", url=f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F")
     code = run.wait(90)

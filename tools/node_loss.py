@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from json import loads
 
 from cluster import READY
-from processes import Script, wait_until
+from processes import Scripts, wait_until
 from throwaway import BOOT_TIMEOUT, Broker
 
 from common import BrokerError, Queue
@@ -73,12 +73,8 @@ class Observed:
 
 def lose_the_leader():
     """Run the scenario; return an Observed. Every process it started ends with it."""
-    scripts = []
-
-    def start(path, *args, url="amqp://127.0.0.1", env=None):
-        scripts.append(Script(path, *args, url=url, env=env))
-        return scripts[-1]
-
+    scripts = Scripts("amqp://127.0.0.1")  # each worker is given its node's URL
+    start = scripts.start
     seen = Observed()
     command = start("tools/cluster.py")
     try:
@@ -91,7 +87,7 @@ def lose_the_leader():
         seen.mark("no-majority checked")
     finally:
         try:
-            for script in scripts[1:]:  # whatever still runs if the scenario failed
+            for script in scripts.started[1:]:  # whatever still runs if the scenario failed
                 script.kill()
             seen.command_code = command.stop(signal.SIGINT, timeout=60)
             seen.mark("cluster stopped")

@@ -111,3 +111,20 @@ class Script:
             f"command: {' '.join(self.command)}\nexit code: {self.process.poll()}\n"
             f"stdout:\n" + "\n".join(self.stdout) + "\nstderr:\n" + "\n".join(self.stderr)
         )
+
+
+class Scripts:
+    """The scripts one test or scenario starts, all against url (unless told another):
+    start() them one by one, then kill() whatever still runs, at the end."""
+
+    def __init__(self, url):
+        self.url, self.started = url, []
+
+    def start(self, path, *args, **options):
+        options.setdefault("url", self.url)
+        self.started.append(Script(path, *args, **options))
+        return self.started[-1]
+
+    def kill(self):
+        for script in self.started:
+            script.kill()

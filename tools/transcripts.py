@@ -237,7 +237,7 @@ def shown(text):
 
 def record(readme):
     """Run every scenario against a throwaway broker and write the transcripts into readme."""
-    from processes import Script
+    from processes import Scripts
     from throwaway import start_broker
 
     broker = start_broker()
@@ -246,18 +246,12 @@ def record(readme):
         for scenario in SCENARIOS.values():
             vhost = broker.add_vhost()
             url = broker.url(vhost)
-            scripts = []
-
-            def start(path, *args, url=url, scripts=scripts):
-                scripts.append(Script(path, *args, url=url))
-                return scripts[-1]
-
-            recorder = Recorder(start, broker, url)
+            scripts = Scripts(url)
+            recorder = Recorder(scripts.start, broker, url)
             try:
                 scenario(recorder)
             finally:
-                for script in scripts:
-                    script.kill()
+                scripts.kill()
                 broker.delete_vhost(vhost)
             transcripts.update(recorder.transcripts)
     finally:
