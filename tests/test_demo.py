@@ -5,26 +5,30 @@ import signal
 import subprocess
 
 import pytest
+from inprocess import ready_messages
 from processes import ROOT, TIMEOUT, wait_until
 from processes import Script as Process
 from throwaway import free_port, installed
 
+from common import Queue
+from common.consuming import READY
+
 SUMMARIES = {
-    "basic": "✓ basic: the consumer received 5 of 5 messages, in order",
-    "workers": "✓ workers: worker 2 was stopped in mid-task; its task (",
-    "pubsub": "✓ pubsub: 3 subscribers each received 5 of 5 messages",
-    "routing": "✓ routing: blue reached only consumer blue, red and green only consumer "
-    "red green, black nobody (3 unroutable)",
-    "topics": "✓ topics: *.orange.* got 2 keys, *.*.rabbit and lazy.# got 3",
-    "rpc": "✓ rpc: 5 answers, in the order asked; the servers answered ",
+    "basic": "✓ basic: the consumer received the 5 messages the queue kept, in order",
+    "workers": "✓ workers: 15 tasks, each done once, by the three: ",
+    "pubsub": "✓ pubsub: 3 subscribers each received all 5 messages; alone, the producer was told",
+    "routing": "✓ routing: blue reached one consumer, red and green the other, black nobody",
+    "topics": "✓ topics: *.orange.* got 3 keys, *.*.rabbit and lazy.# got 5, quick.brown.fox none",
+    "rpc": "✓ rpc: 5 answers, in order, from both servers (",
 }
+# Each line is labelled with its step's name in the README (its transcript), less the pattern.
 LABELS = {
     "basic": ["[consumer] ", "[producer] "],
-    "workers": ["[worker 1] ", "[worker 2] ", "[worker 3] ", "[producer] "],
-    "pubsub": ["[subscriber 1] ", "[subscriber 3] ", "[producer] "],
-    "routing": ["[consumer blue] ", "[consumer red green] ", "[producer black] "],
-    "topics": ["[consumer *.orange.*] ", "[producer quick.brown.fox] "],
-    "rpc": ["[rpc server 1] ", "[rpc server 2] ", "[rpc client] "],
+    "workers": ["[consumer-1] ", "[consumer-2] ", "[consumer-3] ", "[producer] "],
+    "pubsub": ["[consumer-1] ", "[consumer-3] ", "[producer] ", "[producer-alone] "],
+    "routing": ["[consumer-blue] ", "[consumer-red-green] ", "[producer-black] "],
+    "topics": ["[consumer-orange] ", "[producer-unmatched] "],
+    "rpc": ["[consumer-1] ", "[consumer-2] ", "[producer] ", "[producer-alone] "],
 }
 
 
@@ -41,11 +45,15 @@ def assert_shown(run, patterns):
     assert "✗" not in output and "Traceback" not in output + "\n".join(run.stderr)
 
 
-def test_two_patterns(amqp_url):
+def test_two_patterns_and_the_broker_left_as_found(amqp_url):
+    with Queue(amqp_url, "task_queue"):  # the reader's own, there before the demo
+        pass
     run = demo("basic", "workers", url=amqp_url)
     assert run.wait(60) == 0, run.describe()
     assert_shown(run, ["basic", "workers"])
-    assert not any(line.startswith("[subscriber") for line in run.stdout)
+    assert not any("pubsub" in line for line in run.stdout)
+    assert ready_messages(amqp_url, "basic") is None  # the demo made it, and deleted it
+    assert ready_messages(amqp_url, "task_queue") == 0  # it was there: it stays
 
 
 def test_every_pattern_in_one_run(amqp_url):
@@ -80,9 +88,8 @@ def alive(pid):
 
 def test_ctrl_c_in_the_middle_stops_every_process(amqp_url):
     run = demo("workers", "pubsub", url=amqp_url)
-    wait_until(
-        lambda: any(line.startswith("[worker 3]") for line in run.stdout), "no worker 3", run
-    )
+    ready = f"[consumer-3] {READY}"  # printed by worker 3 itself: it runs
+    wait_until(lambda: ready in run.stdout, "no worker 3", run)
     children = descendants(run.process.pid)
     assert len(children) >= 3
     assert run.stop(signal.SIGINT, timeout=TIMEOUT) == 130, run.describe()

@@ -5,7 +5,8 @@ import re
 import docutils.core
 import pytest
 from readme import README, ROOT, blocks, shown_files, synced
-from transcripts import SCENARIOS, Recorder, comparable, shown
+from scenarios import SCENARIOS
+from transcripts import Recorder, comparable, shown
 
 TEXT = README.read_text()
 PATTERNS = ["basic", "workers", "pubsub", "routing", "topics", "rpc"]

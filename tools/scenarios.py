@@ -1,0 +1,169 @@
+"""The README's walkthrough, one scenario per section: the scripts run as it tells a
+reader to run them, each step named by the transcript it shows.
+
+The same scenarios feed `make readme` and tests/test_readme.py (tools/transcripts.py
+keeps what each step printed) and `make demo` (tools/demo.py prints it as it comes).
+Each takes a run with start(), finish(), stop() and ctl() (transcripts.Recorder),
+waits for what the README says happens, and returns that as one line: a check
+that fails raises AssertionError. Its docstring is what the demo says to watch for.
+"""
+
+from processes import wait_until
+
+from common.consuming import DONE
+from common.rpc import AWAITING
+
+
+def received_all(consumer, producers):
+    """What the consumer received of what these producers sent (not what an earlier run
+    left in a queue), in the order received, once it has all of it."""
+    sent = [body for producer in producers for body in producer.sent()]
+    wait_until(lambda: set(sent) <= set(consumer.received()), "not all received", consumer)
+    return [body for body in consumer.received() if body in sent]
+
+
+def basic(r):
+    """One producer, one queue, one consumer: five messages sent, then received."""
+    producer = r.finish("basic-producer", "basic/producer.py")
+    r.ctl("basic-queues", "list_queues", showing="basic\t5")
+    consumer = r.start("basic-consumer", "basic/consumer.py").wait_ready()
+    assert received_all(consumer, [producer]) == producer.sent(), "out of order"
+    r.stop(consumer)
+    return "the consumer received the 5 messages the queue kept, in order"
+
+
+def workers(r):
+    """Three workers share fifteen tasks: each task goes to exactly one of them."""
+    workers = [r.start(f"workers-consumer-{i}", "workers/consumer.py") for i in (1, 2, 3)]
+    for worker in workers:
+        worker.wait_ready()
+    r.ctl("workers-consumers", "list_consumers", "queue_name", "ack_required", "prefetch_count")
+    producer = r.finish("workers-producer", "workers/producer.py")
+    tasks = producer.sent()
+
+    def done():  # each worker's tasks, once every task is received and the last one done
+        got = [[body for body in worker.received() if body in tasks] for worker in workers]
+        finished = all(w.stdout[-1] == DONE for w in workers if w.received())
+        return got if finished and set(tasks) <= {b for each in got for b in each} else None
+
+    wait_until(done, "not every task done", *workers)
+    shares = [len(each) for each in done()]
+    assert sum(shares) == len(tasks), "a task was done twice"
+    for worker in workers:
+        r.stop(worker)
+    return f"{len(tasks)} tasks, each done once, by the three: {', '.join(map(str, shares))}"
+
+
+def pubsub(r):
+    """A fanout exchange: each of three subscribers receives every message; with
+    no subscriber, a message goes nowhere."""
+    subscribers = [r.start(f"pubsub-consumer-{i}", "pubsub/consumer.py") for i in (1, 2, 3)]
+    for subscriber in subscribers:
+        subscriber.wait_ready()
+    r.ctl("pubsub-exchanges", "list_exchanges", "name", "type")
+    r.ctl("pubsub-queues", "list_queues", "name", "exclusive", "messages")
+    producer = r.finish("pubsub-producer", "pubsub/producer.py")
+    for subscriber in subscribers:
+        received_all(subscriber, [producer])
+        r.stop(subscriber)
+    alone = r.finish("pubsub-producer-alone", "pubsub/producer.py", "-n", "2")
+    assert alone.stderr, "no subscriber, yet nothing said the messages went nowhere"
+    return "3 subscribers each received all 5 messages; alone, the producer was told"
+
+
+def routing(r):
+    """A direct exchange: blue to one consumer, red and green to the other; nobody
+    bound black, so the producer reports it unroutable."""
+    blue = r.start("routing-consumer-blue", "routing/consumer.py", "blue").wait_ready()
+    red_green = r.start("routing-consumer-red-green", "routing/consumer.py", "red", "green")
+    red_green.wait_ready()
+    sent = {
+        key: r.finish(f"routing-producer-{key}", "routing/producer.py", key)
+        for key in ("blue", "red", "green")
+    }
+    r.ctl("routing-bindings", "list_bindings", "source_name", "routing_key", "destination_name")
+    received_all(blue, [sent["blue"]])
+    received_all(red_green, [sent["red"], sent["green"]])
+    strays = set(blue.received()) & set(sent["red"].sent() + sent["green"].sent())
+    assert not strays, f"red or green reached blue: {strays}"
+    r.stop(blue)
+    r.stop(red_green)
+    black = r.finish("routing-producer-black", "routing/producer.py", "black", "-n", "2")
+    unroutable = sum("unroutable" in line for line in black.stderr)
+    assert unroutable == 2, f"{unroutable} of 2 black messages reported unroutable"
+    return "blue reached one consumer, red and green the other, black nobody"
+
+
+TOPIC_KEYS = [
+    "quick.orange.rabbit",
+    "lazy.orange.elephant",
+    "quick.orange.fox",
+    "lazy.brown.fox",
+    "lazy.pink.rabbit",
+    "lazy",
+]
+
+
+def topics(r):
+    """A topic exchange: * is one word, # zero or more; quick.brown.fox matches no
+    binding."""
+    orange = r.start("topics-consumer-orange", "topics/consumer.py", "*.orange.*").wait_ready()
+    rabbit_lazy = r.start(
+        "topics-consumer-rabbit-lazy", "topics/consumer.py", "*.*.rabbit", "lazy.#"
+    ).wait_ready()
+    sent = {
+        key: r.finish(f"topics-producer-{key}", "topics/producer.py", key, "-n", "2")
+        for key in TOPIC_KEYS
+    }
+    received_all(orange, [sent[key] for key in TOPIC_KEYS if ".orange." in key])
+    received_all(rabbit_lazy, [sent[key] for key in TOPIC_KEYS if key.endswith("rabbit")])
+    received_all(rabbit_lazy, [sent[key] for key in TOPIC_KEYS if key.startswith("lazy")])
+    r.stop(orange)
+    r.stop(rabbit_lazy)
+    unmatched = r.finish(
+        "topics-producer-unmatched", "topics/producer.py", "quick.brown.fox", "-n", "2"
+    )
+    assert not unmatched.sent(), "quick.brown.fox matched a binding"
+    return "*.orange.* got 3 keys, *.*.rabbit and lazy.# got 5, quick.brown.fox none"
+
+
+FIBONACCI = {0: 0, 1: 1, 2: 1, 30: 832040, 90: 2880067194370816120}
+
+
+def rpc(r):
+    """Two RPC servers share five requests; the client prints the answers in the order
+    it asked. With no server, the client says so instead of waiting."""
+    servers = [r.start(f"rpc-consumer-{i}", "rpc/consumer.py") for i in (1, 2)]
+    for server in servers:
+        server.wait_for_line(AWAITING)
+    r.ctl("rpc-queues", "list_queues", "name", "durable", "consumers", showing="rpc_queue\ttrue\t2")
+    client = r.finish("rpc-producer", "rpc/producer.py", *map(str, FIBONACCI))
+    answers = [line for line in client.stdout if line.startswith(" [.] Got")]
+    assert answers == [f" [.] Got fib({n}) = {v}" for n, v in FIBONACCI.items()], answers
+    shares = [sum(line.startswith(" [.] fib(") for line in s.stdout) for s in servers]
+    for server in servers:
+        r.stop(server)
+    alone = r.finish("rpc-producer-alone", "rpc/producer.py", "30", "--timeout", "2")
+    assert alone.process.returncode == 1, "no server, yet the client did not fail"
+    return f"5 answers, in order, from both servers ({shares[0]} and {shares[1]})"
+
+
+def errors(r):
+    """The errors the Troubleshooting section explains, each as a reader meets it."""
+    r.finish("errors-refused", "basic/producer.py", "--url", "amqp://guest:secret@localhost:5673/")
+    wrong_password = r.url.replace("guest:guest@", "guest:secret@")
+    r.finish("errors-password", "basic/consumer.py", "--url", wrong_password)
+    nowhere = r.url.rsplit("/", 1)[0] + "/nowhere"
+    r.finish("errors-vhost", "basic/consumer.py", "--url", nowhere)
+    r.finish("errors-no-server", "rpc/producer.py", "30")
+    with r.raw_channel() as channel:  # queues declared by older code, or someone else's
+        limited = {"x-queue-type": "quorum", "x-max-length": 10}
+        channel.queue_declare("basic", durable=True, arguments=limited)
+        channel.queue_declare("task_queue", durable=True)  # classic, as this repository once did
+    r.finish("errors-precondition", "basic/producer.py")
+    r.finish("errors-queue-type", "workers/producer.py")
+    return "each error is one line, and says what to do"
+
+
+PATTERNS = {f.__name__: f for f in (basic, workers, pubsub, routing, topics, rpc)}
+SCENARIOS = {**PATTERNS, "errors": errors}
