@@ -10,7 +10,7 @@ import os
 
 import pytest
 from node_loss import KILL_AFTER, MESSAGES, NO_MAJORITY_WAIT, lose_the_leader, shape
-from readme import README
+from readme import DOCUMENTS
 from throwaway import installed
 from transcripts import shown
 
@@ -79,7 +79,7 @@ def processes_naming(folder):
 
 
 def test_the_readme_shows_what_such_a_run_prints(run):
-    in_readme = shown(README.read_text())
+    in_readme = shown("".join(document.read_text() for document in DOCUMENTS))
     names = {name for name in in_readme if name.startswith("cluster-")}
     assert names == set(run.transcripts)
     for name in names:

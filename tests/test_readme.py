@@ -1,18 +1,21 @@
-"""README.rst tells the truth: its code is the files' code, its transcripts real runs."""
+"""README.rst and the pages it links to tell the truth: their code is the files' code, their
+transcripts real runs, their commands and pictures there."""
 
 import re
 
 import docutils.core
 import pytest
-from readme import README, ROOT, blocks, shown_files, synced
+from readme import DOCUMENTS, README, ROOT, blocks, shown_files, synced
 from scenarios import SCENARIOS
 from transcripts import Recorder, comparable, shown
 
 TEXT = README.read_text()
+TEXTS = {document.relative_to(ROOT).as_posix(): document.read_text() for document in DOCUMENTS}
+ALL = "".join(TEXTS.values())
 PATTERNS = ["basic", "workers", "pubsub", "routing", "topics", "rpc"]
 
 
-@pytest.mark.parametrize(("path", "code"), shown_files(TEXT), ids=lambda v: v[:24])
+@pytest.mark.parametrize(("path", "code"), shown_files(ALL), ids=lambda v: v[:24])
 def test_the_code_shown_is_the_code_in_the_file(path, code):
     assert code == (ROOT / path).read_text().strip()
 
@@ -22,8 +25,9 @@ def test_every_pattern_file_is_shown():
     assert files <= {path for path, _ in shown_files(TEXT)}
 
 
-def test_make_readme_would_change_no_code():
-    assert synced(TEXT) == TEXT
+@pytest.mark.parametrize("document", TEXTS)
+def test_make_readme_would_change_no_code(document):
+    assert synced(TEXTS[document]) == TEXTS[document]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -32,25 +36,30 @@ def test_each_transcript_is_what_a_real_run_prints(scenario, start, broker, amqp
         pytest.skip("the transcripts include rabbitmqctl, which an AMQP_URL broker does not offer")
     recorder = Recorder(start, broker, amqp_url)
     SCENARIOS[scenario](recorder)
-    in_readme = shown(TEXT)
+    in_readme = shown(ALL)
     assert {n for n in in_readme if n.startswith(f"{scenario}-")} == set(recorder.transcripts)
     ran = comparable(recorder.transcripts)
     assert comparable({name: in_readme[name] for name in recorder.transcripts}) == ran
 
 
 def test_every_transcript_belongs_to_a_scenario():
-    assert {name.split("-")[0] for name in shown(TEXT)} <= {*SCENARIOS, "cluster"}
+    assert {name.split("-")[0] for name in shown(ALL)} <= {*SCENARIOS, "cluster"}
 
 
-def test_every_image_named_is_a_png_or_an_svg():
-    for image in re.findall(r"^\.\. image:: (\S+)", TEXT, re.MULTILINE):
-        start = (ROOT / image).read_bytes()[:8]
+@pytest.mark.parametrize("document", TEXTS)
+def test_every_image_and_page_named_is_there(document):
+    folder = (ROOT / document).parent
+    for page in re.findall(r"<([\w./-]+\.rst)>`_", TEXTS[document]):
+        assert (folder / page).exists(), page
+    for image in re.findall(r"^\.\. image:: (\S+)", TEXTS[document], re.MULTILINE):
+        start = (folder / image).read_bytes()[:8]
         assert start == b"\x89PNG\r\n\x1a\n" or start.lstrip().startswith(b"<svg"), image
 
 
-def test_every_command_shown_exists():
+@pytest.mark.parametrize("document", TEXTS)
+def test_every_command_shown_exists(document):
     targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.MULTILINE))
-    for language, content in blocks(TEXT):
+    for language, content in blocks(TEXTS[document]):
         for line in content.splitlines():
             command = line.split("#")[0].split()
             if language != "console" or not line.startswith("$ "):
@@ -65,5 +74,7 @@ def test_every_command_shown_exists():
                 assert (ROOT / command[-1]).exists(), line
 
 
-def test_the_readme_renders_without_warnings():
-    docutils.core.publish_doctree(TEXT, settings_overrides={"halt_level": 2, "report_level": 2})
+@pytest.mark.parametrize("document", TEXTS)
+def test_each_document_renders_without_warnings(document):
+    settings = {"halt_level": 2, "report_level": 2}
+    docutils.core.publish_doctree(TEXTS[document], settings_overrides=settings)

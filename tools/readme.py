@@ -1,4 +1,5 @@
-"""README.rst's code blocks: found for the tests, and rewritten from the files by `make readme`.
+"""The documents' code blocks (README.rst and the pages it links to): found for the tests,
+and rewritten from the files by `make readme`.
 
 A block that shows a file is marked so, and holds the file to the letter:
 
@@ -14,6 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.rst"
+DOCUMENTS = [README, ROOT / "docs" / "cluster.rst", ROOT / "docs" / "benchmarks.rst"]
+DOCUMENTS.append(ROOT / "CONTRIBUTING.rst")
 BLOCK = re.compile(r"^\.\. code-block:: (\w+)\n\n((?:    .*\n|\n)+)", re.MULTILINE)
 SHOWN_FILE = re.compile(
     r"^\.\. file: (\S+)\n\n\.\. code-block:: python\n\n((?:    .*\n|\n)+)", re.MULTILINE
@@ -51,8 +54,9 @@ def synced(text):
 if __name__ == "__main__":
     import sys
 
-    README.write_text(synced(README.read_text()))
+    for document in DOCUMENTS:
+        document.write_text(synced(document.read_text()))
     if "--transcripts" in sys.argv:
         from transcripts import record
 
-        record(README)
+        record(DOCUMENTS)

@@ -160,8 +160,9 @@ def shown(text):
     }
 
 
-def record(readme):
-    """Run every scenario against a throwaway broker and write the transcripts into readme."""
+def record(documents):
+    """Run every scenario against a throwaway broker and write the transcripts into the
+    documents that show them."""
     from processes import Scripts
     from throwaway import start_broker
 
@@ -182,7 +183,8 @@ def record(readme):
     finally:
         broker.stop()
     transcripts.update(record_cluster())
-    readme.write_text(with_transcripts(readme.read_text(), transcripts))
+    for document in documents:
+        document.write_text(with_transcripts(document.read_text(), transcripts))
 
 
 def record_cluster():
