@@ -5,7 +5,7 @@ import re
 
 import docutils.core
 import pytest
-from readme import DOCUMENTS, README, ROOT, blocks, shown_files, synced
+from readme import DOCUMENTS, README, ROOT, blocks, excerpt, shown_files, synced
 from scenarios import SCENARIOS
 from transcripts import Recorder, comparable, shown
 
@@ -15,14 +15,14 @@ ALL = "".join(TEXTS.values())
 PATTERNS = ["basic", "workers", "pubsub", "routing", "topics", "rpc"]
 
 
-@pytest.mark.parametrize(("path", "code"), shown_files(ALL), ids=lambda v: v[:24])
-def test_the_code_shown_is_the_code_in_the_file(path, code):
-    assert code == (ROOT / path).read_text().strip()
+@pytest.mark.parametrize(("path", "start", "until", "code"), shown_files(ALL), ids=lambda v: v[:24])
+def test_the_code_shown_is_the_code_in_the_file(path, start, until, code):
+    assert code == excerpt(path, start, until)
 
 
 def test_every_pattern_file_is_shown():
     files = {f"{p}/{s}.py" for p in PATTERNS for s in ("producer", "consumer")}
-    assert files <= {path for path, _ in shown_files(TEXT)}
+    assert files <= {path for path, *_ in shown_files(TEXT)}
 
 
 @pytest.mark.parametrize("document", TEXTS)

@@ -8,6 +8,11 @@ A block that shows a file is marked so, and holds the file to the letter:
     .. code-block:: python
 
         <the file, indented four spaces>
+
+or the part of it from the first line that starts with one text, up to (not
+including) the next line that starts with another; either may be left out:
+
+    .. file: basic/producer.py from "QUEUE =" until "def main"
 """
 
 import re
@@ -19,7 +24,9 @@ DOCUMENTS = [README, ROOT / "docs" / "cluster.rst", ROOT / "docs" / "benchmarks.
 DOCUMENTS.append(ROOT / "CONTRIBUTING.rst")
 BLOCK = re.compile(r"^\.\. code-block:: (\w+)\n\n((?:    .*\n|\n)+)", re.MULTILINE)
 SHOWN_FILE = re.compile(
-    r"^\.\. file: (\S+)\n\n\.\. code-block:: python\n\n((?:    .*\n|\n)+)", re.MULTILINE
+    r'^\.\. file: (\S+)(?: from "([^"]*)")?(?: until "([^"]*)")?\n\n'
+    r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)",
+    re.MULTILINE,
 )
 
 
@@ -31,9 +38,19 @@ def indent(text):
     return "".join(f"    {line}" if line.strip() else "\n" for line in text.splitlines(True))
 
 
+def excerpt(path, start="", until=""):
+    """The file at path, or the part of it that a block marked so shows."""
+    lines = (ROOT / path).read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith(start)) if start else 0
+    end = len(lines)
+    if until:
+        end = next(i for i in range(first + 1, len(lines)) if lines[i].startswith(until))
+    return "\n".join(lines[first:end]).strip()
+
+
 def shown_files(text):
-    """[(path, code as shown)] for every block that shows a file."""
-    return [(path, unindent(block)) for path, block in SHOWN_FILE.findall(text)]
+    """[(path, start, until, code as shown)] for every block that shows a file."""
+    return [(path, *part, unindent(block)) for path, *part, block in SHOWN_FILE.findall(text)]
 
 
 def blocks(text):
@@ -45,8 +62,9 @@ def synced(text):
     """text with every file's block replaced by the file as it is now."""
 
     def current(match):
-        code = (ROOT / match.group(1)).read_text()
-        return f".. file: {match.group(1)}\n\n.. code-block:: python\n\n{indent(code)}\n"
+        code = excerpt(*match.group(1, 2, 3)) + "\n"
+        marker = match.group(0).split("\n", 1)[0]
+        return f"{marker}\n\n.. code-block:: python\n\n{indent(code)}\n"
 
     return SHOWN_FILE.sub(current, text)
 

@@ -165,5 +165,15 @@ def errors(r):
     return "each error is one line, and says what to do"
 
 
+def pika(r):
+    """The pattern sections' bare pika scripts (docs/pika/), each run once: each ends by
+    itself once it has received what it sent."""
+    for pattern in PATTERNS:
+        script = r.finish(f"pika-{pattern}", f"docs/pika/{pattern}.py")
+        assert script.process.returncode == 0 and not script.stderr, script.describe()
+        assert any("Received" in line or "Got" in line or "Done" in line for line in script.stdout)
+    return "each ran, and received what it sent"
+
+
 PATTERNS = {f.__name__: f for f in (basic, workers, pubsub, routing, topics, rpc)}
-SCENARIOS = {**PATTERNS, "errors": errors}
+SCENARIOS = {**PATTERNS, "errors": errors, "pika": pika}
