@@ -1,6 +1,6 @@
 """What every script shares on the command line: --url, number checks, and run().
 
-run() keeps the command-line conventions (README, "Conventions") in one
+run() keeps the command-line conventions (docs/conventions.rst) in one
 place: output flushed line by line, what the helpers log shown on the
 terminal, SIGTERM treated like Ctrl-C, and a broker problem printed as one
 ``error:`` line with exit code 1 instead of a traceback.

@@ -20,8 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.rst"
-DOCUMENTS = [README, ROOT / "docs" / "cluster.rst", ROOT / "docs" / "benchmarks.rst"]
-DOCUMENTS.append(ROOT / "CONTRIBUTING.rst")
+DOCS = ["cluster", "benchmarks", "helpers", "conventions"]
+DOCUMENTS = [README, *(ROOT / "docs" / f"{page}.rst" for page in DOCS), ROOT / "CONTRIBUTING.rst"]
 BLOCK = re.compile(r"^\.\. code-block:: (\w+)\n\n((?:    .*\n|\n)+)", re.MULTILINE)
 SHOWN_FILE = re.compile(
     r'^\.\. file: (\S+)(?: from "([^"]*)")?(?: until "([^"]*)")?\n\n'
