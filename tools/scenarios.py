@@ -78,7 +78,7 @@ def routing(r):
     red_green = r.start("routing-consumer-red-green", "routing/consumer.py", "red", "green")
     red_green.wait_ready()
     sent = {
-        key: r.finish(f"routing-producer-{key}", "routing/producer.py", key)
+        key: r.finish("routing-producers", "routing/producer.py", key)
         for key in ("blue", "red", "green")
     }
     r.ctl("routing-bindings", "list_bindings", "source_name", "routing_key", "destination_name")
@@ -112,7 +112,7 @@ def topics(r):
         "topics-consumer-rabbit-lazy", "topics/consumer.py", "*.*.rabbit", "lazy.#"
     ).wait_ready()
     sent = {
-        key: r.finish(f"topics-producer-{key}", "topics/producer.py", key, "-n", "2")
+        key: r.finish("topics-producers", "topics/producer.py", key, "-n", "2")
         for key in TOPIC_KEYS
     }
     received_all(orange, [sent[key] for key in TOPIC_KEYS if ".orange." in key])

@@ -50,10 +50,13 @@ class Recorder:
         self.transcripts = {}
 
     def keep(self, name, script_or_command, lines):
+        """Keep a command and what it printed under name, after what is kept there already
+        (one block in the README for several commands run one after the other)."""
         command = script_or_command
         if not isinstance(command, str):  # a script: its command line, as a reader types it
             command = shlex.join(["python", *script_or_command.command[1:]])
-        self.transcripts[name] = [self.as_shown(f"$ {command}"), *map(self.as_shown, lines)]
+        kept = self.transcripts.setdefault(name, [])
+        kept += [self.as_shown(f"$ {command}"), *map(self.as_shown, lines)]
 
     def as_shown(self, line):
         """A line as a reader's run on localhost:5672, virtual host /, would print it."""
