@@ -33,12 +33,12 @@ def basic(r):
 
 
 def workers(r):
-    """Three workers share fifteen tasks: each task goes to exactly one of them."""
+    """Three workers share six tasks: each task goes to exactly one of them."""
     workers = [r.start(f"workers-consumer-{i}", "workers/consumer.py") for i in (1, 2, 3)]
     for worker in workers:
         worker.wait_ready()
     r.ctl("workers-consumers", "list_consumers", "queue_name", "ack_required", "prefetch_count")
-    producer = r.finish("workers-producer", "workers/producer.py")
+    producer = r.finish("workers-producer", "workers/producer.py", "-n", "6")
     tasks = producer.sent()
 
     def done():  # each worker's tasks, once every task is received and the last one done
@@ -78,7 +78,7 @@ def routing(r):
     red_green = r.start("routing-consumer-red-green", "routing/consumer.py", "red", "green")
     red_green.wait_ready()
     sent = {
-        key: r.finish("routing-producers", "routing/producer.py", key)
+        key: r.finish("routing-producers", "routing/producer.py", key, "-n", "2")
         for key in ("blue", "red", "green")
     }
     r.ctl("routing-bindings", "list_bindings", "source_name", "routing_key", "destination_name")
