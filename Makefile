@@ -61,7 +61,8 @@ readme: $(VENV)/.installed
 # Publish, consume, RPC and workers figures: bare pika next to the helpers, in one run
 # (about a minute). Not part of the tests: a smoke test runs it at a tiny scale.
 bench: $(VENV)/.installed
-	$(BIN)/python tools/bench.py --json bench.json --chart images/bench.png
+	$(BIN)/python tools/bench.py --json images/bench.json --chart images/bench.png
+	$(BIN)/python tools/readme.py
 
 # images/*.png from their Graphviz sources, images/*.dot (needs graphviz).
 images:

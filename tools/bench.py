@@ -607,6 +607,26 @@ def table(results):
     return out
 
 
+def rst_table(results):
+    """The run's figures and targets as an RST table, for docs/benchmarks.rst: the same
+    labels as the table printed here and the chart, the same numbers."""
+    rows = [(label, number(results["raw"][key], unit)) for key, label, unit in FIGURES]
+    for key, label, target, higher in TARGETS:
+        met = (results[key] >= target) if higher else (results[key] <= target)
+        sign = "≥" if higher else "≤"
+        verdict = "met" if met else "missed"
+        rows.append((label, f"{number(results[key])} ({sign} {target:g}: {verdict})"))
+    width = [max(len(row[i]) for row in rows) for i in (0, 1)]
+    rule = f"{'=' * width[0]}  {'=' * width[1]}"
+    lines = [rule, *(f"{a:<{width[0]}}  {b:>{width[1]}}" for a, b in rows), rule]
+    machine = results["machine"]
+    return (
+        f"{results['settings']['seconds']:g} s; {machine['nproc']} CPUs, Python "
+        f"{machine['python']}, pika {machine['pika']}, RabbitMQ {machine['rabbitmq']}:\n\n"
+        + "\n".join(lines)
+    )
+
+
 def chart(results, path):
     """A PNG, 800 px wide: the publishing and consuming rates as bars, messages/s."""
     import matplotlib

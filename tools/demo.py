@@ -124,9 +124,10 @@ def main(argv=None):
     )
     options.add_argument("--svg", metavar="FILE", help="also save the run as a picture")
     args = options.parse_args(argv)
-    # soft_wrap: a long line stays one line; the picture is wide enough for every line.
-    width = 176 if args.svg else None
-    console = Console(soft_wrap=True, highlight=False, record=bool(args.svg), width=width)
+    # In a terminal a long line stays one line (soft_wrap). In the picture, which the
+    # README shrinks to its column, lines wrap at 110 columns so the text stays readable.
+    width = 110 if args.svg else None
+    console = Console(soft_wrap=not args.svg, highlight=False, record=bool(args.svg), width=width)
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, signal.default_int_handler)
     broker, stage, before = None, None, None

@@ -54,11 +54,11 @@ class Script:
 
     def read(self, stream, lines):
         for line in stream:
+            if self.echo:  # first, so that what waits for the line comes after it on screen
+                self.echo(self, line.rstrip("\n"))
             with OUTPUT:
                 lines.append(line.rstrip("\n"))
                 OUTPUT.notify_all()
-            if self.echo:
-                self.echo(self, line.rstrip("\n"))
 
     def wait_for_line(self, text, timeout=TIMEOUT):
         wait_until(lambda: text in self.stdout, f"{text!r} never printed", self, timeout=timeout)

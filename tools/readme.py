@@ -13,8 +13,13 @@ or the part of it from the first line that starts with one text, up to (not
 including) the next line that starts with another; either may be left out:
 
     .. file: basic/producer.py from "QUEUE =" until "def main"
+
+The benchmark's table is the last `make bench` run's, from the figures it saved:
+
+    .. bench: images/bench.json
 """
 
+import json
 import re
 from pathlib import Path
 
@@ -58,15 +63,25 @@ def blocks(text):
     return [(language, unindent(block)) for language, block in BLOCK.findall(text)]
 
 
+BENCH = re.compile(r"^\.\. bench: (\S+)\n\n(?:.+\n)+?\n(?:=.*\n)(?:.+\n)+?(?:=.*\n)", re.MULTILINE)
+
+
 def synced(text):
-    """text with every file's block replaced by the file as it is now."""
+    """text with every file's block replaced by the file as it is now, and the benchmark's
+    table by the figures of its last run."""
 
     def current(match):
         code = excerpt(*match.group(1, 2, 3)) + "\n"
         marker = match.group(0).split("\n", 1)[0]
         return f"{marker}\n\n.. code-block:: python\n\n{indent(code)}\n"
 
-    return SHOWN_FILE.sub(current, text)
+    def measured(match):
+        from bench import rst_table  # here: it needs rich, which only the tools install
+
+        results = json.loads((ROOT / match.group(1)).read_text())
+        return f".. bench: {match.group(1)}\n\n{rst_table(results)}\n"
+
+    return BENCH.sub(measured, SHOWN_FILE.sub(current, text))
 
 
 if __name__ == "__main__":
