@@ -5,15 +5,20 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-image bench test test-rabbitmq4 test-cluster mutants cluster lint clean readme images
+.PHONY: demo demo-image clean-broker bench test test-rabbitmq4 test-cluster mutants cluster lint clean readme images
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	@echo "Installing what the demo and the tests need into $(VENV) (a minute, once) ..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 demo: $(VENV)/.installed
 	$(BIN)/python tools/demo.py $(PATTERNS)
+
+# Delete the patterns' queues and exchanges from the broker (AMQP_URL, else localhost).
+clean-broker: $(VENV)/.installed
+	$(BIN)/python tools/demo.py --delete
 
 # The picture of a demo run in README.rst.
 demo-image: $(VENV)/.installed

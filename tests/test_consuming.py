@@ -227,6 +227,7 @@ def test_an_ack_whose_wake_up_is_lost_with_a_cancelled_subscription_holds_up_not
     try:
         with Consuming(Finishing(amqp_url, "cancelled", prefetch=10)):
             handled.wait_for(1, "'held', in its callback")
+            wait_until_ready(amqp_url, "cancelled", 0)  # "then" delivered too, behind it
             broker.api("DELETE", f"/api/queues/{vhost}/cancelled")
             logged.wait_for(RECONNECTED)
             after = [f"after {i}" for i in range(30)]

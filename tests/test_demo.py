@@ -4,17 +4,18 @@ import glob
 import signal
 import subprocess
 
+import pika
 import pytest
 from inprocess import ready_messages
 from processes import ROOT, TIMEOUT, wait_until
 from processes import Script as Process
 from throwaway import free_port, installed
 
-from common import Queue
+from common import Exchange, Queue
 from common.consuming import READY
 
 SUMMARIES = {
-    "basic": "✓ basic: the consumer received the 5 messages the queue kept, in order",
+    "basic": "✓ basic: the consumer received the 5 messages the producer sent, in order",
     "workers": "✓ workers: 6 tasks, each done once, by the three: ",
     "pubsub": "✓ pubsub: 3 subscribers each received all 5 messages; alone, the producer was told",
     "routing": "✓ routing: blue reached one consumer, red and green the other, black nobody",
@@ -115,3 +116,27 @@ def test_the_demo_picture_is_made_by_the_documented_command():
     makefile = (ROOT / "Makefile").read_text()
     assert "tools/demo.py workers routing --svg images/demo.svg" in makefile
     assert (ROOT / "images" / "demo.svg").read_text().lstrip().startswith("<svg")
+
+
+def test_it_refuses_a_queue_in_use_and_leaves_its_messages(amqp_url):
+    with Queue(amqp_url, "basic") as mine:
+        mine.send("a message of the reader's own")
+    run = demo("basic", url=amqp_url)
+    assert run.wait(TIMEOUT) == 1, run.describe()
+    assert "the queue 'basic'" in "\n".join(run.stdout) and "is in use" in "\n".join(run.stdout)
+    assert ready_messages(amqp_url, "basic") == 1
+
+
+def test_make_clean_broker_deletes_what_the_patterns_declare_and_nothing_else(amqp_url):
+    with Queue(amqp_url, "basic"), Queue(amqp_url, "mine"):
+        pass
+    with Exchange(amqp_url, "pubsub", "fanout"):
+        pass
+    run = demo("--delete", url=amqp_url)
+    assert run.wait(TIMEOUT) == 0, run.describe()
+    assert run.stdout[-1].endswith(": exchange pubsub, queue basic"), run.stdout
+    assert ready_messages(amqp_url, "basic") is None
+    assert ready_messages(amqp_url, "mine") == 0
+    gone = pytest.raises(pika.exceptions.ChannelClosedByBroker)  # the exchange: 404
+    with Queue(amqp_url, None) as client, gone:
+        client.channel.exchange_declare("pubsub", "fanout", passive=True)

@@ -5,14 +5,23 @@ import re
 
 import docutils.core
 import pytest
-from readme import DOCUMENTS, README, ROOT, blocks, excerpt, shown_files, synced
-from scenarios import SCENARIOS
-from transcripts import Recorder, comparable, shown
+from readme import (
+    BENCH,
+    DOCUMENTS,
+    README,
+    ROOT,
+    SHOWN_FILE,
+    blocks,
+    excerpt,
+    shown_files,
+    synced,
+)
+from scenarios import PATTERNS, SCENARIOS
+from transcripts import MARKED, Recorder, comparable, shown
 
 TEXT = README.read_text()
 TEXTS = {document.relative_to(ROOT).as_posix(): document.read_text() for document in DOCUMENTS}
 ALL = "".join(TEXTS.values())
-PATTERNS = ["basic", "workers", "pubsub", "routing", "topics", "rpc"]
 
 
 @pytest.mark.parametrize(("path", "start", "until", "code"), shown_files(ALL), ids=lambda v: v[:24])
@@ -66,7 +75,7 @@ def test_every_command_shown_exists(document):
                 continue
             if "cd" in command:  # the rest of the block runs in a folder of the reader's
                 break
-            if command[1] == "python":
+            if command[1] == "python" and command[2] != "-c":
                 assert (ROOT / command[2]).exists(), line
             elif command[1] == "make":
                 assert command[2] in targets, line
@@ -78,3 +87,12 @@ def test_every_command_shown_exists(document):
 def test_each_document_renders_without_warnings(document):
     settings = {"halt_level": 2, "report_level": 2}
     docutils.core.publish_doctree(TEXTS[document], settings_overrides=settings)
+
+
+@pytest.mark.parametrize("document", TEXTS)
+def test_every_marker_is_one_the_tools_read(document):
+    """A marker with a typo would be neither checked nor rewritten: none may go unread."""
+    text = TEXTS[document]
+    for marker, pattern in [("file", SHOWN_FILE), ("transcript", MARKED), ("bench", BENCH)]:
+        written = len(re.findall(rf"^\.\. {marker}:", text, re.MULTILINE))
+        assert len(pattern.findall(text)) == written, marker

@@ -38,7 +38,7 @@ import pika
 from processes import OUTPUT, ROOT, Script, wait_until
 from rich.console import Console
 from rich.table import Table
-from throwaway import BrokerUnavailable, users_broker_or_throwaway
+from throwaway import BrokerUnavailable, claim, release, users_broker_or_throwaway
 
 from common import Queue
 from common.bulk import publish_many
@@ -698,14 +698,13 @@ class BenchBroker:
     the throwaway broker is stopped, or the queues are left as they were found: deleted
     if the benchmark declared them, else emptied."""
 
-    QUEUES = (QUEUE, BARE_RPC_QUEUE, RPC_QUEUE, TASK_QUEUE)
+    QUEUES = {("queue", name) for name in (QUEUE, BARE_RPC_QUEUE, RPC_QUEUE, TASK_QUEUE)}
 
     def __init__(self, console):
         check_local(os.environ.get("AMQP_URL", DEFAULT_URL))
-        self.declared = []
         self.url, self.throwaway = users_broker_or_throwaway(console.print, "the benchmark")
         if not self.throwaway:
-            self.claim_queues()
+            self.missing = claim(self.url, self.QUEUES)
         else:
             try:
                 check_local(self.throwaway.url("/"))
@@ -717,32 +716,11 @@ class BenchBroker:
             channel.queue_declare(QUEUE, durable=True, arguments=QUORUM)
             channel.queue_declare(TASK_QUEUE, durable=True, arguments=QUORUM)
 
-    def claim_queues(self):
-        """Refuse queues that something else uses; note those that the benchmark declares."""
-        for name in self.QUEUES:
-            try:
-                with admin_channel(self.url) as channel:
-                    state = channel.queue_declare(name, passive=True).method
-            except pika.exceptions.ChannelClosedByBroker:  # 404: it does not exist yet
-                self.declared.append(name)
-                continue
-            if state.message_count or state.consumer_count:
-                raise BenchError(
-                    f"the queue {name!r} is in use ({state.message_count} messages, "
-                    f"{state.consumer_count} consumers): run the benchmark on another "
-                    "virtual host, or on none (it starts its own broker)"
-                )
-
     def close(self):
         if self.throwaway:
             self.throwaway.stop()
-            return
-        with admin_channel(self.url) as channel:
-            for name in self.QUEUES:
-                if name in self.declared:
-                    channel.queue_delete(name)
-                else:
-                    channel.queue_purge(name)
+        else:
+            release(self.url, self.QUEUES, self.missing)
 
 
 def main(argv=None):

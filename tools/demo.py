@@ -9,14 +9,15 @@ Observe:  per pattern, a header says what to watch for; the scripts run as the
 
 The broker is the one at AMQP_URL (else localhost:5672) if it answers; else a
 throwaway one, started as the tests start theirs and removed at the end. On a
-broker of yours, what the demo declared is deleted at the end: the queues and
-exchanges that were there before it ran stay, as they were.
+broker of yours, it refuses a pattern's queue that is in use (messages
+waiting, or consumers), and at the end deletes what it declared: the queues and
+exchanges that were there before it ran stay.
 """
 
 import argparse
-import contextlib
 import inspect
 import itertools
+import os
 import runpy
 import shlex
 import signal
@@ -27,9 +28,17 @@ from processes import ROOT, TIMEOUT, Scripts
 from rich.console import Console
 from rich.text import Text
 from scenarios import PATTERNS
-from throwaway import BrokerUnavailable, users_broker_or_throwaway
+from throwaway import (
+    BrokerUnavailable,
+    claim,
+    present,
+    release,
+    users_broker_or_throwaway,
+)
 from transcripts import Recorder
 
+from common.cli import DEFAULT_URL
+from common.connection import reason, without_password
 from common.consuming import DEAD_LETTERS
 
 COLOURS = ["cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta"]
@@ -47,26 +56,17 @@ def topology():
     return names
 
 
-def present(url, names):
-    """Those of names that the broker at url has now (a passive declaration only asks)."""
-    found = set()
-    with contextlib.closing(pika.BlockingConnection(pika.URLParameters(url))) as connection:
-        for kind, name in names:
-            channel = connection.channel()
-            try:
-                getattr(channel, f"{kind}_declare")(name, passive=True)
-                found.add((kind, name))
-                channel.close()
-            except pika.exceptions.ChannelClosedByBroker:  # 404: not there
-                pass
-    return found
-
-
-def delete(url, names):
-    with contextlib.closing(pika.BlockingConnection(pika.URLParameters(url))) as connection:
-        channel = connection.channel()
-        for kind, name in sorted(names):
-            getattr(channel, f"{kind}_delete")(name)
+def delete_all(url):
+    """make clean-broker: delete every queue and exchange the patterns declare."""
+    try:
+        found = present(url, topology())
+        release(url, found, missing=found)
+    except pika.exceptions.AMQPError as error:
+        print(f"error: {reason(error, url)}", file=sys.stderr)
+        return 1
+    names = ", ".join(f"{kind} {name}" for kind, name in sorted(found)) or "nothing"
+    print(f"Deleted from {without_password(url)}: {names}")
+    return 0
 
 
 class Stage(Recorder):
@@ -123,18 +123,25 @@ def main(argv=None):
         help=f"which patterns (default: all): {', '.join(PATTERNS)}",
     )
     options.add_argument("--svg", metavar="FILE", help="also save the run as a picture")
+    options.add_argument(
+        "--delete",
+        action="store_true",
+        help="only delete the patterns' queues and exchanges from the broker (make clean-broker)",
+    )
     args = options.parse_args(argv)
+    if args.delete:
+        return delete_all(os.environ.get("AMQP_URL", DEFAULT_URL))
     # In a terminal a long line stays one line (soft_wrap). In the picture, which the
     # README shrinks to its column, lines wrap at 110 columns so the text stays readable.
     width = 110 if args.svg else None
     console = Console(soft_wrap=not args.svg, highlight=False, record=bool(args.svg), width=width)
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, signal.default_int_handler)
-    broker, stage, before = None, None, None
+    broker, stage, missing = None, None, None
     code = 0
     try:
         url, broker = users_broker_or_throwaway(console.print, "this demo")
-        before = None if broker else present(url, topology())
+        missing = None if broker else claim(url, topology())
         for name in args.patterns or PATTERNS:
             console.rule(f"[bold]{name}")
             console.print(inspect.getdoc(PATTERNS[name]))
@@ -154,12 +161,14 @@ def main(argv=None):
         console.print("Interrupted: stopping everything.")
         code = 130
     finally:
+        for stop in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C: let the clean-up end
+            signal.signal(stop, signal.SIG_IGN)
         if stage:
             stage.end()
         if broker:
             broker.stop()
-        elif before is not None:  # leave the broker as the demo found it
-            delete(url, present(url, topology()) - before)
+        elif missing is not None:  # leave the broker as the demo found it
+            release(url, topology(), missing)
     if args.svg:
         console.save_svg(args.svg, title="make demo")
     return code

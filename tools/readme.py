@@ -45,12 +45,15 @@ def indent(text):
 
 def excerpt(path, start="", until=""):
     """The file at path, or the part of it that a block marked so shows."""
+    start, until = start or "", until or ""  # a group of the marker left out: None
     lines = (ROOT / path).read_text().splitlines()
-    first = next(i for i, line in enumerate(lines) if line.startswith(start)) if start else 0
-    end = len(lines)
-    if until:
-        end = next(i for i in range(first + 1, len(lines)) if lines[i].startswith(until))
-    return "\n".join(lines[first:end]).strip()
+    starts = [i for i, line in enumerate(lines) if line.startswith(start)] if start else [0]
+    if not starts:
+        raise ValueError(f"{path}: no line starts with {start!r}")
+    ends = [i for i in range(starts[0] + 1, len(lines)) if lines[i].startswith(until)]
+    if until and not ends:
+        raise ValueError(f"{path}: no line after {start!r} starts with {until!r}")
+    return "\n".join(lines[starts[0] : ends[0] if until else len(lines)]).strip()
 
 
 def shown_files(text):

@@ -15,6 +15,7 @@ Where the broker comes from, in this order:
 4. Else: an error that says how to get one.
 """
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -35,7 +36,7 @@ from json import dumps, loads
 import pika
 
 from common.cli import DEFAULT_URL
-from common.connection import connect
+from common.connection import broker_urls, connect, without_password
 
 IMAGE = "rabbitmq:4.2-management"
 # Not /usr/sbin's wrappers: they switch to the rabbitmq user, whose home is not ours.
@@ -423,12 +424,61 @@ def users_broker_or_throwaway(say, purpose):
     at the scripts' default URL, if it answers; else a throwaway one, after say()ing so.
     Returns (url, throwaway): the caller stops the throwaway (None if not started).
     The tests are stricter (start_broker): an AMQP_URL that does not answer is an error."""
-    url = os.environ.get("AMQP_URL", DEFAULT_URL)
-    if answers(url):
-        return url, None
+    for url in broker_urls(os.environ.get("AMQP_URL", DEFAULT_URL)):  # a cluster's: any
+        if answers(url):
+            say(f"Using the broker at {without_password(url)}")
+            return url, None
     say(f"No broker answers there: starting a throwaway one for {purpose} ...")
     broker = start_throwaway()
     return broker.url("/"), broker
+
+
+def present(url, names):
+    """{(kind, name): the broker's state} of those of names ("queue" or "exchange", and a
+    name) that the broker at url has now; a passive declaration only asks."""
+    found = {}
+    with contextlib.closing(pika.BlockingConnection(pika.URLParameters(url))) as connection:
+        for kind, name in sorted(names):
+            channel = connection.channel()
+            try:
+                found[kind, name] = getattr(channel, f"{kind}_declare")(name, passive=True).method
+                channel.close()
+            except pika.exceptions.ChannelClosedByBroker:  # 404: not there
+                pass
+    return found
+
+
+def claim(url, names):
+    """Before a tool uses names on a broker of the reader's own: refuse a queue that holds
+    messages or has consumers (the tool would take them, or share them). Returns what
+    release() needs to leave the broker as it was."""
+    there = present(url, names)
+    for (kind, name), state in there.items():
+        if kind == "queue" and (state.message_count or state.consumer_count):
+            raise BrokerUnavailable(
+                f"the queue {name!r} at {without_password(url)} is in use "
+                f"({state.message_count} messages, {state.consumer_count} consumers), and "
+                "this would take them: stop its consumers and empty it, or set AMQP_URL to "
+                "another virtual host, or to an address where no broker answers (then a "
+                "throwaway one is started)"
+            )
+    return set(names) - set(there)
+
+
+def release(url, names, missing):
+    """After the tool: delete what claim() found missing (the tool made it), and empty the
+    queues that were there (empty) before."""
+    with contextlib.closing(pika.BlockingConnection(pika.URLParameters(url))) as connection:
+        for kind, name in sorted(names):
+            channel = connection.channel()
+            try:
+                if (kind, name) in missing:
+                    getattr(channel, f"{kind}_delete")(name)
+                elif kind == "queue":
+                    channel.queue_purge(name)
+                channel.close()
+            except pika.exceptions.ChannelClosedByBroker:  # gone already
+                pass
 
 
 def start_throwaway():

@@ -27,6 +27,7 @@ import contextlib
 import re
 import shlex
 import signal
+import subprocess
 import time
 import urllib.parse
 
@@ -74,10 +75,16 @@ class Recorder:
         script.name = name
         return script
 
-    def finish(self, name, path, *args):
-        """Run a script that ends by itself (a producer) and keep all it printed."""
+    def finish(self, name, path, *args, code=0):
+        """Run a script that ends by itself (a producer), check its exit code and keep all
+        it printed."""
         script = self.start(name, path, *args)
-        script.wait()
+        try:
+            script.wait()
+        except subprocess.TimeoutExpired:
+            script.kill()
+            raise AssertionError(f"{path} did not end\n{script.describe()}") from None
+        assert script.process.returncode == code, script.describe()
         self.keep(name, script, script.stdout + script.stderr)
         return script
 
@@ -92,8 +99,9 @@ class Recorder:
         deadline = time.monotonic() + TIMEOUT
         while True:
             lines = self.broker.ctl(*args, "-p", self.vhost).splitlines()
-            if showing is None or showing in lines or time.monotonic() > deadline:
+            if showing is None or showing in lines:
                 break
+            assert time.monotonic() < deadline, f"rabbitmqctl never showed {showing!r}: {lines}"
             time.sleep(0.2)  # a poll interval, bounded by the deadline above
         self.keep(name, shlex.join(["sudo", "rabbitmqctl", *args]), lines)
         return lines

@@ -1,7 +1,8 @@
 """Basic, in bare pika: the calls basic/producer.py and basic/consumer.py make.
 
 Run:      python docs/pika/basic.py
-Observe:  the message is sent, confirmed, then received and acknowledged.
+Observe:  the message is sent, confirmed, then received and acknowledged (after
+          any that waited in the queue before it).
 """
 
 import os
@@ -28,7 +29,8 @@ print(" [x] Sent 'Hello World'")
 def on_message(channel, method, properties, body):
     print(f" [x] Received {body.decode()!r}")
     channel.basic_ack(method.delivery_tag)  # only now may the broker forget it
-    channel.stop_consuming()
+    if body == b"Hello World":  # ours: earlier messages may wait before it
+        channel.stop_consuming()
 
 
 channel.basic_qos(prefetch_count=10)  # at most 10 unacknowledged messages on their way

@@ -16,16 +16,17 @@ channel = connection.channel()
 channel.queue_declare("task_queue", durable=True, arguments={"x-queue-type": "quorum"})
 channel.confirm_delivery()
 persistent = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent)
-for task in ("First task.", "Second task..", "Third task..."):
-    channel.basic_publish("", "task_queue", task.encode(), persistent, mandatory=True)
-    print(f" [x] Sent {task!r}")
+tasks = [b"First task.", b"Second task..", b"Third task..."]
+for task in tasks:
+    channel.basic_publish("", "task_queue", task, persistent, mandatory=True)
+    print(f" [x] Sent {task.decode()!r}")
 
 
 def on_task(channel, method, properties, body):
     time.sleep(body.count(b".") / 10)  # the work: a tenth of a second per dot
     print(f" [x] Done {body.decode()!r}")
     channel.basic_ack(method.delivery_tag)  # after the work: a worker that dies gives it back
-    if body.endswith(b"..."):
+    if body == tasks[-1]:  # ours, and the last: the queue is first in, first out
         channel.stop_consuming()
 
 
