@@ -1,8 +1,10 @@
 """The demo: every pattern in one terminal, its checks computed from the scripts' output."""
 
 import glob
+import os
 import signal
 import subprocess
+import tempfile
 
 import pika
 import pytest
@@ -106,7 +108,8 @@ def test_with_no_broker_answering_it_brings_its_own(tmp_path):
     assert code == 0, run.describe()
     assert run.stdout[0].startswith("No broker answers there: starting a throwaway one")
     assert_shown(run, ["basic"])
-    assert glob.glob(f"/tmp/rabbitmq-test-{run.process.pid}-*") == []  # its folder (throwaway.py)
+    folders = os.path.join(tempfile.gettempdir(), f"rabbitmq-test-{run.process.pid}-*")
+    assert glob.glob(folders) == []  # its folder (throwaway.py)
     node = f"test-{run.process.pid}-"  # the throwaway node's name starts so (throwaway.py)
     left = subprocess.run(["pgrep", "-f", node], capture_output=True, text=True).stdout
     assert left == ""

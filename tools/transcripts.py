@@ -88,10 +88,12 @@ class Recorder:
         self.keep(name, script, script.stdout + script.stderr)
         return script
 
-    def stop(self, script):
-        """Stop a running script (a consumer) as Ctrl-C would, and keep what it printed."""
+    def stop(self, script, keep=True):
+        """Stop a running script (a consumer) as Ctrl-C would, and keep what it printed
+        (keep=False: one the README does not show, as it printed the same as another)."""
         assert script.stop(signal.SIGINT) == 0, script.describe()
-        self.keep(script.name, script, script.stdout + script.stderr)
+        if keep:
+            self.keep(script.name, script, script.stdout + script.stderr)
 
     def ctl(self, name, *args, showing=None):
         """rabbitmqctl, as a reader runs it; here against the test's own virtual host. A
