@@ -1,4 +1,6 @@
-"""A throwaway RabbitMQ for the tests, and a fresh virtual host for each test.
+"""A throwaway RabbitMQ for the tests, and a fresh virtual host for each test; for the
+tools a reader runs (the demo, the benchmark), the reader's broker if it answers, used
+without harm (claim() and release()), else a throwaway one.
 
 Where the broker comes from, in this order:
 
