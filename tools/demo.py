@@ -38,16 +38,16 @@ from throwaway import (
 from transcripts import Recorder
 
 from common.cli import DEFAULT_URL
-from common.connection import reason, without_password
+from common.connection import broker_urls, reason, without_password
 from common.consuming import DEAD_LETTERS
 
 COLOURS = ["cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta"]
 
 
-def topology():
-    """The named queues and exchanges the patterns declare, read from their files."""
-    names = {("queue", DEAD_LETTERS)}
-    for pattern in PATTERNS:
+def topology(patterns=PATTERNS):
+    """The named queues and exchanges these patterns declare, read from their files."""
+    names = set()
+    for pattern in patterns:
         constants = runpy.run_path(str(ROOT / pattern / "producer.py"))  # main() does not run
         if constants.get("QUEUE"):
             names.add(("queue", constants["QUEUE"]))
@@ -59,7 +59,7 @@ def topology():
 def delete_all(url):
     """make clean-broker: delete every queue and exchange the patterns declare."""
     try:
-        found = present(url, topology())
+        found = present(url, topology() | {("queue", DEAD_LETTERS)})
         release(url, found, missing=found)
     except pika.exceptions.AMQPError as error:
         print(f"error: {reason(error, url)}", file=sys.stderr)
@@ -130,7 +130,7 @@ def main(argv=None):
     )
     args = options.parse_args(argv)
     if args.delete:
-        return delete_all(os.environ.get("AMQP_URL", DEFAULT_URL))
+        return delete_all(broker_urls(os.environ.get("AMQP_URL", DEFAULT_URL))[0])
     # In a terminal a long line stays one line (soft_wrap). In the picture, which the
     # README shrinks to its column, lines wrap at 110 columns so the text stays readable.
     width = 110 if args.svg else None
@@ -141,8 +141,9 @@ def main(argv=None):
     code = 0
     try:
         url, broker = users_broker_or_throwaway(console.print, "this demo")
-        missing = None if broker else claim(url, topology())
-        for name in args.patterns or PATTERNS:
+        patterns = args.patterns or list(PATTERNS)
+        missing = None if broker else claim(url, topology(patterns))
+        for name in patterns:
             console.rule(f"[bold]{name}")
             console.print(inspect.getdoc(PATTERNS[name]))
             stage = Stage(console, url, broker)
@@ -168,7 +169,7 @@ def main(argv=None):
         if broker:
             broker.stop()
         elif missing is not None:  # leave the broker as the demo found it
-            release(url, topology(), missing)
+            release(url, topology(patterns), missing)
     if args.svg:
         console.save_svg(args.svg, title="make demo")
     return code
