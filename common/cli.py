@@ -188,7 +188,7 @@ def hint(reply_text: str) -> str:
     setting, kind, name, vhost, *values = found.groups()
     # "the value 'quorum' of type 'longstr'" says no more than "'quorum'"
     asked, current = (re.sub(r"the value ('[^']*') of type '\w+'", r"\1", v) for v in values)
-    if setting == "x-queue-type" and current == "none":  # RabbitMQ 4: none, a classic queue
+    if setting == "x-queue-type" and current == "none":  # RabbitMQ 3's word for classic
         current = "'classic'"
     said = f"this script declares the {kind} {name!r} with {setting} {asked}, but it has {current}"
     if kind == "exchange":

@@ -123,9 +123,9 @@ GROUPS = {"workers-consumer-": 3, "rpc-consumer-": 2}
 GENERATED = [
     (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}"), "<time>"),
     (re.compile(r"amq\.gen-[\w-]+"), "amq.gen-<name>"),
-    # The broker's own words for a PRECONDITION_FAILED differ by version (RabbitMQ 3:
-    # "received 'quorum' but current is 'classic'"; 4: "received the value 'quorum' of type
-    # 'longstr' but current is none"); the explanation after them is ours, compared as is.
+    # The broker's own words for a PRECONDITION_FAILED differ by version (RabbitMQ 3.10:
+    # "received the value 'quorum' of type 'longstr' but current is none"; 4.0: "received
+    # 'quorum' but current is 'classic'"); the explanation after them is ours, compared as is.
     (re.compile(r"received .+? but current is .+? \(this script"), "received ... (this script"),
 ]
 
