@@ -22,9 +22,10 @@ import runpy
 import shlex
 import signal
 import sys
+import time
 
 import pika
-from processes import ROOT, TIMEOUT, Scripts
+from processes import ROOT, Scripts
 from rich.console import Console
 from rich.text import Text
 from scenarios import PATTERNS
@@ -99,14 +100,16 @@ class Stage(Recorder):
             self.console.print(Text.assemble(("[rabbitmqctl] ", "bold"), line))
         return lines
 
-    def end(self):
-        """Stop every process still running, as Ctrl-C would; kill what does not stop."""
+    def end(self, within=5.0):
+        """Stop every process still running, as Ctrl-C would; kill what has not stopped
+        within seconds, all together."""
         for script in self.scripts.started:
             if script.process.poll() is None:
                 script.process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + within
         for script in self.scripts.started:
             try:
-                script.wait(TIMEOUT)
+                script.wait(max(0.1, deadline - time.monotonic()))
             except Exception:  # no clean stop in time: no process is left behind either way
                 script.kill()
 
