@@ -579,6 +579,23 @@ def number(value, unit=""):
     return f"{value:,.0f} {unit}"
 
 
+def verdicts(results):
+    """(label, the figure, its bound as "≥ 0.95", met) for every target."""
+    for key, label, target, higher in TARGETS:
+        value = results[key]
+        met = value >= target if higher else value <= target
+        yield label, number(value), f"{'≥' if higher else '≤'} {target:g}", met
+
+
+def about(results):
+    """Where the run was made, and how long it took: one line."""
+    machine = results["machine"]
+    return (
+        f"{results['settings']['seconds']:g} s; {machine['nproc']} CPUs, Python "
+        f"{machine['python']}, pika {machine['pika']}, RabbitMQ {machine['rabbitmq']}"
+    )
+
+
 def table(results):
     """Every figure, then every target with the figure it is about."""
     raw = results["raw"]
@@ -595,15 +612,8 @@ def table(results):
         previous = section
         out.add_row(label, number(raw[key], unit))
     out.add_section()
-    for key, label, target, higher in TARGETS:
-        value = results[key]
-        met = value >= target if higher else value <= target
-        out.add_row(
-            label,
-            number(value),
-            f"{'≥' if higher else '≤'} {target:g}",
-            "[green]met[/]" if met else "[red]missed[/]",
-        )
+    for label, value, bound, met in verdicts(results):
+        out.add_row(label, value, bound, "[green]met[/]" if met else "[red]missed[/]")
     return out
 
 
@@ -611,20 +621,12 @@ def rst_table(results):
     """The run's figures and targets as an RST table, for docs/benchmarks.rst: the same
     labels as the table printed here and the chart, the same numbers."""
     rows = [(label, number(results["raw"][key], unit)) for key, label, unit in FIGURES]
-    for key, label, target, higher in TARGETS:
-        met = (results[key] >= target) if higher else (results[key] <= target)
-        sign = "≥" if higher else "≤"
-        verdict = "met" if met else "missed"
-        rows.append((label, f"{number(results[key])} ({sign} {target:g}: {verdict})"))
+    for label, value, bound, met in verdicts(results):
+        rows.append((label, f"{value} ({bound}: {'met' if met else 'missed'})"))
     width = [max(len(row[i]) for row in rows) for i in (0, 1)]
     rule = f"{'=' * width[0]}  {'=' * width[1]}"
     lines = [rule, *(f"{a:<{width[0]}}  {b:>{width[1]}}" for a, b in rows), rule]
-    machine = results["machine"]
-    return (
-        f"{results['settings']['seconds']:g} s; {machine['nproc']} CPUs, Python "
-        f"{machine['python']}, pika {machine['pika']}, RabbitMQ {machine['rabbitmq']}:\n\n"
-        + "\n".join(lines)
-    )
+    return f"{about(results)}:\n\n" + "\n".join(lines)
 
 
 def chart(results, path):
@@ -783,11 +785,7 @@ def main(argv=None):
         if broker:
             broker.close()
     console.print(table(results))
-    console.print(
-        f"{results['settings']['seconds']:g} s; {results['machine']['nproc']} CPUs, "
-        f"Python {results['machine']['python']}, pika {results['machine']['pika']}, "
-        f"RabbitMQ {results['machine']['rabbitmq']}"
-    )
+    console.print(about(results))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
