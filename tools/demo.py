@@ -22,7 +22,6 @@ import runpy
 import shlex
 import signal
 import sys
-import time
 
 import pika
 from processes import ROOT, Scripts
@@ -86,9 +85,7 @@ class Stage(Recorder):
             self.console.print(Text.assemble((f"[{label}] ", f"bold {style}"), (line, style)))
 
         echo(None, "$ " + shlex.join(["python", path, *args]))
-        script = self.scripts.start(path, *args, echo=echo)
-        script.name = name
-        return script
+        return super().start(name, path, *args, echo=echo)
 
     def ctl(self, name, *args, showing=None):
         command = shlex.join(["rabbitmqctl", *args])
@@ -99,19 +96,6 @@ class Stage(Recorder):
         for line in [f"$ {command}", *lines]:
             self.console.print(Text.assemble(("[rabbitmqctl] ", "bold"), line))
         return lines
-
-    def end(self, within=5.0):
-        """Stop every process still running, as Ctrl-C would; kill what has not stopped
-        within seconds, all together."""
-        for script in self.scripts.started:
-            if script.process.poll() is None:
-                script.process.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + within
-        for script in self.scripts.started:
-            try:
-                script.wait(max(0.1, deadline - time.monotonic()))
-            except Exception:  # no clean stop in time: no process is left behind either way
-                script.kill()
 
 
 def main(argv=None):
@@ -145,7 +129,8 @@ def main(argv=None):
     try:
         url, broker = users_broker_or_throwaway(console.print, "this demo")
         patterns = args.patterns or list(PATTERNS)
-        missing = None if broker else claim(url, topology(patterns))
+        names = topology(patterns)
+        missing = None if broker else claim(url, names)
         for name in patterns:
             console.rule(f"[bold]{name}")
             console.print(inspect.getdoc(PATTERNS[name]))
@@ -153,7 +138,7 @@ def main(argv=None):
             try:
                 summary = PATTERNS[name](stage)
             finally:
-                stage.end()
+                stage.scripts.stop()
             console.print(Text(f"✓ {name}: {summary}", style="bold green"))
     except BrokerUnavailable as error:
         console.print(Text(f"error: {error}", style="bold red"))
@@ -168,11 +153,11 @@ def main(argv=None):
         for stop in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C: let the clean-up end
             signal.signal(stop, signal.SIG_IGN)
         if stage:
-            stage.end()
+            stage.scripts.stop()
         if broker:
             broker.stop()
         elif missing is not None:  # leave the broker as the demo found it
-            release(url, topology(patterns), missing)
+            release(url, names, missing)
     if args.svg:
         console.save_svg(args.svg, title="make demo")
     return code

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from common.consuming import READY
@@ -115,7 +116,7 @@ class Script:
 
 class Scripts:
     """The scripts one test or scenario starts, all against url (unless told another):
-    start() them one by one, then kill() whatever still runs, at the end."""
+    start() them one by one; at the end, stop() them as Ctrl-C would, or kill() them."""
 
     def __init__(self, url):
         self.url, self.started = url, []
@@ -124,6 +125,19 @@ class Scripts:
         options.setdefault("url", self.url)
         self.started.append(Script(path, *args, **options))
         return self.started[-1]
+
+    def stop(self, within=5.0):
+        """Stop every script still running, as Ctrl-C would; kill what has not stopped
+        within seconds, all together."""
+        for script in self.started:
+            if script.process.poll() is None:
+                script.process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + within
+        for script in self.started:
+            try:
+                script.wait(max(0.1, deadline - time.monotonic()))
+            except Exception:  # no clean stop in time: no process is left behind either way
+                script.kill()
 
     def kill(self):
         for script in self.started:

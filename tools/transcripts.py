@@ -69,9 +69,10 @@ class Recorder:
             line = line.replace(shown.format(self.vhost), shown.format("/"))
         return line
 
-    def start(self, name, path, *args):
-        """Start a script that runs until stopped (a consumer); stop() keeps its output."""
-        script = self.launch(path, *args)
+    def start(self, name, path, *args, **options):
+        """Start a script that runs until stopped (a consumer); stop() keeps its output.
+        options go to launch() (echo=, say)."""
+        script = self.launch(path, *args, **options)
         script.name = name
         return script
 
