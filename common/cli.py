@@ -66,10 +66,8 @@ count = whole_number(1)  # how many messages to send
 
 def routing_key(text: str) -> str:
     """An argparse type: a routing or binding key, at most 255 bytes as AMQP allows."""
-    if len(text.encode()) > 255:
-        raise argparse.ArgumentTypeError(
-            f"a key is at most 255 bytes, this one is {len(text.encode())}"
-        )
+    if (size := len(text.encode())) > 255:
+        raise argparse.ArgumentTypeError(f"a key is at most 255 bytes, this one is {size}")
     return text
 
 

@@ -153,10 +153,9 @@ def on_this_machine(host: str) -> bool:
 
 
 class Connection:
-    """One connection and one channel, with publisher confirms; open() declares what
-    this side needs, again after a lost connection. queue_type: of the named queues
-    declared, "quorum" (replicated on a cluster's nodes) or "classic"; None reads the
-    QUEUE_TYPE environment variable, else "quorum"."""
+    """One connection and one channel, with publisher confirms; open() declares what this
+    side needs, again after a lost connection. queue_type, of the named queues: "quorum"
+    (replicated on a cluster's nodes) or "classic"; None reads QUEUE_TYPE, else "quorum"."""
 
     def __init__(self, url: str, *, queue_type: str | None = None, retry_for: float = 0.0):
         self.url, self.retry_for = url, retry_for

@@ -1,7 +1,6 @@
-"""Consuming: manual acks after the work, a prefetch limit, poison messages set aside.
-The I/O thread (receive()) keeps the connection and its heartbeats; a worker thread runs
-callback() per message, in order; the acks go back to the I/O thread (pika is not
-thread-safe), those done in a row as one."""
+"""Consuming: manual acks after the work, a prefetch limit, poison messages set aside. The
+I/O thread (receive()) keeps the connection and its heartbeats; a worker thread runs each
+callback(), in order; the acks go back to the I/O thread (pika is not thread-safe)."""
 
 import copy
 import functools
