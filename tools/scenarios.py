@@ -60,15 +60,14 @@ def pubsub(r):
     subscribers = [r.start(f"pubsub-consumer-{i}", "pubsub/consumer.py") for i in (1, 2, 3)]
     for subscriber in subscribers:
         subscriber.wait_ready()
-    r.ctl("pubsub-exchanges", "list_exchanges", "name", "type")
     r.ctl("pubsub-queues", "list_queues", "name", "exclusive", "messages")
     producer = r.finish("pubsub-producer", "pubsub/producer.py")
     for subscriber in subscribers:
         assert received_all(subscriber, [producer]) == producer.sent(), "missed, or out of order"
         r.stop(subscriber, keep=subscriber is subscribers[0])  # the others print the same
-    alone = r.finish("pubsub-producer-alone", "pubsub/producer.py", "-n", "2")
+    alone = r.finish("pubsub-producer-alone", "pubsub/producer.py", "-n", "1")
     told = sum("unroutable" in line for line in alone.stderr)
-    assert told == 2, f"{told} of 2 messages reported unroutable with no subscriber"
+    assert told == 1, "the message was not reported unroutable with no subscriber"
     return "3 subscribers each received all 5 messages; alone, the producer was told"
 
 
@@ -79,7 +78,7 @@ def routing(r):
     red_green = r.start("routing-consumer-red-green", "routing/consumer.py", "red", "green")
     red_green.wait_ready()
     sent = {
-        key: r.finish("routing-producers", "routing/producer.py", key, "-n", "2")
+        key: r.finish("routing-producers", "routing/producer.py", key, "-n", "1")
         for key in ("blue", "red", "green")
     }
     r.ctl("routing-bindings", "list_bindings", "source_name", "routing_key", "destination_name")
@@ -89,9 +88,9 @@ def routing(r):
     assert not strays, f"red or green reached blue: {strays}"
     r.stop(blue)
     r.stop(red_green)
-    black = r.finish("routing-producer-black", "routing/producer.py", "black", "-n", "2")
+    black = r.finish("routing-producer-black", "routing/producer.py", "black", "-n", "1")
     unroutable = sum("unroutable" in line for line in black.stderr)
-    assert unroutable == 2, f"{unroutable} of 2 black messages reported unroutable"
+    assert unroutable == 1, "the black message was not reported unroutable"
     return "blue reached one consumer, red and green the other, black nobody"
 
 
@@ -113,7 +112,7 @@ def topics(r):
         "topics-consumer-rabbit-lazy", "topics/consumer.py", "*.*.rabbit", "lazy.#"
     ).wait_ready()
     sent = {
-        key: r.finish("topics-producers", "topics/producer.py", key, "-n", "2")
+        key: r.finish("topics-producers", "topics/producer.py", key, "-n", "1")
         for key in TOPIC_KEYS
     }
     received_all(orange, [sent[key] for key in TOPIC_KEYS if ".orange." in key])
@@ -124,10 +123,10 @@ def topics(r):
     r.stop(orange)
     r.stop(rabbit_lazy)
     unmatched = r.finish(
-        "topics-producer-unmatched", "topics/producer.py", "quick.brown.fox", "-n", "2"
+        "topics-producer-unmatched", "topics/producer.py", "quick.brown.fox", "-n", "1"
     )
     told = sum("unroutable" in line for line in unmatched.stderr)
-    assert not unmatched.sent() and told == 2, "quick.brown.fox matched a binding"
+    assert not unmatched.sent() and told == 1, "quick.brown.fox matched a binding"
     return "*.orange.* got 3 keys, *.*.rabbit and lazy.# got 5, quick.brown.fox none"
 
 
