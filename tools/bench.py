@@ -20,10 +20,12 @@ client and the broker, not a network.
 import argparse
 import collections
 import contextlib
+import functools
 import json
 import multiprocessing
 import os
 import platform
+import queue
 import runpy
 import signal
 import statistics
@@ -51,6 +53,7 @@ BODY_SIZE = 100  # bytes, every message
 REPEATS = 3  # each rate is the best of this many runs
 QUEUE = "bench"  # publishing and consuming
 BARE_RPC_QUEUE = "bench_rpc"  # the bare RPC server's
+THREADED_RPC_QUEUE = "bench_rpc_threaded"  # the bare server's with a worker thread
 RPC_QUEUE = "rpc_queue"  # rpc/consumer.py's: fixed there
 TASK_QUEUE = "task_queue"  # workers/consumer.py's: fixed there
 QUORUM = {
@@ -114,6 +117,11 @@ FIGURES = [
     ("rpc_p99_ms_helpers", "RPC round trip p99, FibonacciClient.call()", "ms"),
     ("rpc_concurrent_per_s_bare", f"RPC, {RPC_CONCURRENCY} at once, bare pika", "calls/s"),
     (
+        "rpc_concurrent_per_s_threaded",
+        f"RPC, {RPC_CONCURRENCY} at once, bare pika, answered on a worker thread",
+        "calls/s",
+    ),
+    (
         "rpc_concurrent_per_s_helpers",
         f"RPC, {RPC_CONCURRENCY} at once, FibonacciClient.call_many()",
         "calls/s",
@@ -141,6 +149,12 @@ TARGETS = [
     ("confirmed_vs_unconfirmed_publish", "best confirmed / bare unconfirmed", 0.75, True),
     ("workers_efficiency_4", "4 workers: rate / (4 / work per task)", 0.9, True),
     ("helpers_vs_raw_rpc_p50", "RPC p50: FibonacciClient / bare pika", 1.2, False),
+    (
+        "helpers_vs_threaded_rpc_concurrent",
+        f"RPC, {RPC_CONCURRENCY} at once: FibonacciClient / bare pika on a worker thread",
+        0.95,
+        True,
+    ),
 ]
 
 
@@ -352,32 +366,49 @@ def measure_consuming(url, counts, report):
 # RPC
 
 
-def serve_bare_rpc(url):
+def serve_bare_rpc(url, threaded=False):
     """A bare pika RPC server, in a process of its own: replies to each request with its body.
 
-    Prefetch 1 and an ack per request, as rpc/consumer.py does.
+    Prefetch 1 and an ack per request, as rpc/consumer.py does. threaded: each request is
+    answered on a worker thread, and the reply and ack go back to pika's thread through
+    add_callback_threadsafe(), as pika's examples/basic_consumer_threaded.py does and as
+    the helpers do, so that a long answer does not stop the heartbeats.
     """
     connection = connect(url)
     channel = connection.channel()
-    channel.queue_declare(BARE_RPC_QUEUE, durable=True, arguments=QUORUM)
+    name = THREADED_RPC_QUEUE if threaded else BARE_RPC_QUEUE
+    channel.queue_declare(name, durable=True, arguments=QUORUM)
     channel.basic_qos(prefetch_count=1)
+    requests = queue.SimpleQueue()
 
-    def on_request(channel, method, properties, body):
+    def answer(method, properties, body):
         reply = pika.BasicProperties(correlation_id=properties.correlation_id)
         channel.basic_publish("", properties.reply_to, body, reply)
         channel.basic_ack(method.delivery_tag)
 
-    channel.basic_consume(BARE_RPC_QUEUE, on_request)
+    def work():
+        while True:
+            connection.add_callback_threadsafe(functools.partial(answer, *requests.get()))
+
+    def on_request(channel, method, properties, body):
+        if threaded:
+            requests.put((method, properties, body))
+        else:
+            answer(method, properties, body)
+
+    threading.Thread(target=work, daemon=True).start()
+    channel.basic_consume(name, on_request)
     channel.start_consuming()
 
 
 class BareRpcClient:
     """Bare pika RPC over direct reply-to: publish the requests, then wait for every reply."""
 
-    def __init__(self, url):
+    def __init__(self, url, server_queue=BARE_RPC_QUEUE):
         self.connection = connect(url)
         self.channel = self.connection.channel()
         self.channel.basic_consume(REPLY_TO, self.on_reply, auto_ack=True)
+        self.server_queue = server_queue
         self.waiting = set()  # correlation ids of the calls under way
 
     def call_many(self, bodies):
@@ -385,7 +416,7 @@ class BareRpcClient:
             correlation_id = str(uuid.uuid4())
             self.waiting.add(correlation_id)
             properties = pika.BasicProperties(reply_to=REPLY_TO, correlation_id=correlation_id)
-            self.channel.basic_publish("", BARE_RPC_QUEUE, body, properties)
+            self.channel.basic_publish("", self.server_queue, body, properties)
         deadline = time.monotonic() + DEADLINE
         while self.waiting:
             remaining = deadline - time.monotonic()
@@ -419,32 +450,39 @@ def measure_rpc(url, counts, report):
     """RPC round trips and concurrent calls: rpc/producer.py's FibonacciClient against
     rpc/consumer.py run as a reader runs it, and bare pika against a bare server, each
     server in a process of its own. Both pairs run side by side, taking turns call by
-    call (round by round), so that both meet the same moments of the machine."""
+    call (round by round), so that both meet the same moments of the machine. The
+    concurrent calls are also made to a bare server that answers on a worker thread, as
+    the helpers do: what that thread costs is told apart from what the helpers add."""
     fibonacci = runpy.run_path(str(ROOT / "rpc" / "producer.py"), run_name="bench")
     with admin_channel(url) as channel:  # as each server will: before the first request
-        for queue in (BARE_RPC_QUEUE, RPC_QUEUE):
-            channel.queue_declare(queue, durable=True, arguments=QUORUM)
+        for name in (BARE_RPC_QUEUE, THREADED_RPC_QUEUE, RPC_QUEUE):
+            channel.queue_declare(name, durable=True, arguments=QUORUM)
     # Its output, a line per request, goes nowhere: reading it would load this process.
     server = Script(ROOT / "rpc" / "consumer.py", "--url", url, url=url, stdout=subprocess.DEVNULL)
-    bare_server = multiprocessing.get_context("spawn").Process(
-        target=serve_bare_rpc, args=(url,), daemon=True
-    )
-    bare_server.start()
+    bare_servers = [
+        multiprocessing.get_context("spawn").Process(
+            target=serve_bare_rpc, args=(url, threaded), daemon=True
+        )
+        for threaded in (False, True)
+    ]
+    for bare_server in bare_servers:
+        bare_server.start()
     helpers = fibonacci["FibonacciClient"](url, timeout=DEADLINE)
-    bare = BareRpcClient(url)
+    bare, threaded = BareRpcClient(url), BareRpcClient(url, THREADED_RPC_QUEUE)
     sides = {
         "helpers": (lambda: helpers.call(1), lambda: helpers.call_many([1] * RPC_CONCURRENCY)),
         "bare": (lambda: bare.call(b"1"), lambda: bare.call_many([b"1"] * RPC_CONCURRENCY)),
+        "threaded": (None, lambda: threaded.call_many([b"1"] * RPC_CONCURRENCY)),
     }
     try:
         # The first calls wait in the queues until the servers are up: no need to watch them.
-        for _ in range(10):
-            for call, _ in sides.values():
-                call()
-        times = {side: [] for side in sides}
+        for _ in range(2):
+            for _, call_many in sides.values():
+                call_many()
+        times = {side: [] for side, (call, _) in sides.items() if call}
         for _ in range(counts["rpc_calls"]):
-            for side, (call, _) in sides.items():
-                times[side].append(timed(call) * 1000)
+            for side in times:
+                times[side].append(timed(sides[side][0]) * 1000)
         rates = {side: [] for side in sides}
         for _ in range(REPEATS):
             elapsed = dict.fromkeys(sides, 0.0)
@@ -454,15 +492,17 @@ def measure_rpc(url, counts, report):
             for side in sides:
                 rates[side].append(counts["rpc_rounds"] * RPC_CONCURRENCY / elapsed[side])
     finally:
-        helpers.close()
-        bare.close()
+        for client in (helpers, bare, threaded):
+            client.close()
         stop(server)
-        bare_server.terminate()
-        bare_server.join(DEADLINE)
+        for bare_server in bare_servers:
+            bare_server.terminate()
+            bare_server.join(DEADLINE)
     results = {}
     for side in sides:
-        p50, p99 = percentiles(times[side])
-        results[f"rpc_p50_ms_{side}"], results[f"rpc_p99_ms_{side}"] = p50, p99
+        if side in times:
+            p50, p99 = percentiles(times[side])
+            results[f"rpc_p50_ms_{side}"], results[f"rpc_p99_ms_{side}"] = p50, p99
         results[f"rpc_concurrent_per_s_{side}"] = max(rates[side])
     for key, value in results.items():
         report(key, value)
@@ -568,6 +608,8 @@ def ratios(raw):
         "helpers_vs_raw_rpc_p50": raw["rpc_p50_ms_helpers"] / raw["rpc_p50_ms_bare"],
         "helpers_vs_raw_rpc_concurrent": raw["rpc_concurrent_per_s_helpers"]
         / raw["rpc_concurrent_per_s_bare"],
+        "helpers_vs_threaded_rpc_concurrent": raw["rpc_concurrent_per_s_helpers"]
+        / raw["rpc_concurrent_per_s_threaded"],
     }
 
 
@@ -700,7 +742,10 @@ class BenchBroker:
     the throwaway broker is stopped, or the queues are left as they were found: deleted
     if the benchmark declared them, else emptied."""
 
-    QUEUES = {("queue", name) for name in (QUEUE, BARE_RPC_QUEUE, RPC_QUEUE, TASK_QUEUE)}
+    QUEUES = {
+        ("queue", name)
+        for name in (QUEUE, BARE_RPC_QUEUE, THREADED_RPC_QUEUE, RPC_QUEUE, TASK_QUEUE)
+    }
 
     def __init__(self, console):
         check_local(os.environ.get("AMQP_URL", DEFAULT_URL))
