@@ -80,20 +80,16 @@ class Consumer(Connection):
                 signal.signal(stop, handler)
 
     def consume(self) -> None:
-        cancelled = threading.Event()  # by the broker: the queue deleted, say
         while True:
-            cancelled.clear()
             try:
-                self.channel.add_on_cancel_callback(lambda frame: cancelled.set())
                 self.channel.basic_qos(prefetch_count=self.prefetch)  # per consumer
                 self.channel.basic_consume(self.queue, self.on_message)
                 if self.ready:
                     log.info(self.ready)
                     self.ready = ""  # once: a reconnection says so itself
-                while not (self.stopping.is_set() or cancelled.is_set()):
-                    self.connection.process_data_events(time_limit=0.2)
-                    self.flush()  # also what a wake-up lost with an old connection left
-                if not cancelled.is_set():
+                self.tick()
+                self.channel.start_consuming()  # until a tick stops it, or the broker cancels
+                if self.stopping.is_set():
                     return  # stopped: close() gives back what is unacked
                 log.info(
                     f" [!] The broker cancelled the subscription to {self.queue!r} (was the "
@@ -101,14 +97,18 @@ class Consumer(Connection):
                 )
                 self.close()
             except pika.exceptions.AMQPConnectionError:
-                pass
-            try:
-                while True:  # unacked: the broker delivers them again
-                    self.tasks.get_nowait()
-            except queue.Empty:
-                pass
+                pass  # the tasks of the lost channel are dropped: see work()
             self.open()
             log.info(RECONNECTED)
+
+    def tick(self) -> None:
+        """Every 0.2 s while consuming: stop, if stopped (a signal only sets the flag), and
+        hand over what a wake-up lost with an old connection left."""
+        self.flush()  # also what a wake-up lost with an old connection left
+        if self.stopping.is_set():
+            self.channel.stop_consuming()
+        else:
+            self.connection.call_later(0.2, self.tick)
 
     def on_message(self, channel, method, properties, body) -> None:
         self.tasks.put((channel, method, properties, body))
@@ -117,8 +117,8 @@ class Consumer(Connection):
         """The worker thread: handle() each message, in order, off the I/O thread."""
         while True:
             channel, method, properties, body = self.tasks.get()
-            if self.stopping.is_set():
-                continue  # stopped: leave it unacked, for the broker to deliver again
+            if self.stopping.is_set() or not channel.is_open:
+                continue  # stopped, or its channel lost: the broker delivers it again
             try:
                 self.settle(channel, self.handle(channel, method, properties, body))
             except BrokenPipeError:  # whoever read our output is gone (`consumer.py | head`)

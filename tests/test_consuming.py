@@ -143,9 +143,13 @@ def test_a_stopped_consumer_starts_no_callback_and_gives_every_message_back(amqp
     consumer = consuming.consumer
     consumer.handled.wait_for(1, "the first message")
     wait_until_ready(amqp_url, "held", 0)  # the other four wait in the consumer, behind it
-    consuming.stop()
-    consumer.close()  # the broker takes back all five: none was acked
+    consuming.stop()  # receive() has returned; the connection is still open
     consumer.release.set()  # the first callback ends; the four behind it must not start
+    deadline = time.monotonic() + TIMEOUT
+    while not consumer.tasks.empty():  # until the worker thread is through the four
+        assert time.monotonic() < deadline, "the worker thread did not get through its tasks"
+        time.sleep(0.01)
+    consumer.close()  # the broker takes back all five: none was acked
     assert [body for _, body in get_all(amqp_url, "held")] == [b"0", b"1", b"2", b"3", b"4"]
     assert consumer.handled.items == ["0"]
 
