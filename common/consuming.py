@@ -24,13 +24,11 @@ DONE = " [x] Done"  # a worker, once a task is done
 
 
 def attempts(method, properties, counted: bool) -> tuple[int, int]:
-    """Which delivery of the message this is, and the last one it gets.
-
-    A quorum queue (counted) counts the deliveries that came back, in x-delivery-count:
-    before RabbitMQ 4.3 every one (a consumer stopped or lost with it too), from 4.3
-    those that failed (rejected). A classic queue before 4.3 says only whether it
-    delivered the message before, for whatever reason: so there a message gets two.
-    """
+    """Which delivery of the message this is, and the last one it gets. A quorum queue
+    (counted) counts the deliveries that came back, in x-delivery-count: before RabbitMQ
+    4.3 every one (a consumer stopped or lost with it too), from 4.3 those that failed
+    (rejected). A classic queue before 4.3 says only whether it delivered the message
+    before, for whatever reason: so there a message gets two."""
     count = (properties.headers or {}).get("x-delivery-count")
     if count is not None or counted:
         return (count or 0) + 1, MAX_ATTEMPTS
@@ -58,13 +56,15 @@ class Consumer(Connection):
     def stop(self) -> None:
         """Stop receive() soon, from any thread; what is not acked goes back to the queue."""
         self.stopping.set()
+        try:  # now, rather than at the next tick
+            self.connection.add_callback_threadsafe(self.tick)
+        except pika.exceptions.AMQPError:
+            pass  # closed already: nothing to stop
 
     def receive(self) -> None:
         """Consume until SIGINT or SIGTERM (or stop()), calling callback() per message.
-
         A lost connection is opened again, and consuming goes on; so does a consumer
-        that the broker cancelled (its queue deleted, say), once declared again.
-        """
+        that the broker cancelled (its queue deleted, say), once declared again."""
         handlers = {}
         if threading.current_thread() is threading.main_thread():
             # The signal only raises a flag: an exception raised in the middle of
@@ -102,8 +102,7 @@ class Consumer(Connection):
             log.info(RECONNECTED)
 
     def tick(self) -> None:
-        """Every 0.2 s while consuming: stop, if stopped (a signal only sets the flag), and
-        hand over what a wake-up lost with an old connection left."""
+        """Every 0.2 s while consuming (a signal only sets the flag): stop if stopped."""
         self.flush()  # also what a wake-up lost with an old connection left
         if self.stopping.is_set():
             self.channel.stop_consuming()
