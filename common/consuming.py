@@ -2,6 +2,7 @@
 I/O thread (receive()) keeps the connection and its heartbeats; a worker thread runs each
 callback(), in order; the acks go back to the I/O thread (pika is not thread-safe)."""
 
+import contextlib
 import copy
 import functools
 import logging
@@ -54,12 +55,11 @@ class Consumer(Connection):
         raise NotImplementedError
 
     def stop(self) -> None:
-        """Stop receive() soon, from any thread; what is not acked goes back to the queue."""
+        """Stop receive() soon, from any thread (a signal handler only sets the flag: this
+        takes pika's locks); what is not acked goes back to the queue."""
         self.stopping.set()
-        try:  # now, rather than at the next tick
-            self.connection.add_callback_threadsafe(self.tick)
-        except pika.exceptions.AMQPError:
-            pass  # closed already: nothing to stop
+        with contextlib.suppress(pika.exceptions.AMQPError):  # closed: nothing to stop
+            self.connection.add_callback_threadsafe(self.tick)  # now, not at the next tick
 
     def receive(self) -> None:
         """Consume until SIGINT or SIGTERM (or stop()), calling callback() per message.
@@ -97,8 +97,9 @@ class Consumer(Connection):
                 )
                 self.close()
             except pika.exceptions.AMQPConnectionError:
-                pass  # the tasks of the lost channel are dropped: see work()
-            self.open()
+                if self.stopping.is_set():
+                    return  # lost while stopping: stopped all the same
+            self.open()  # the tasks of the lost channel are dropped: see work()
             log.info(RECONNECTED)
 
     def tick(self) -> None:
@@ -140,12 +141,9 @@ class Consumer(Connection):
         with self.outbox_lock:
             self.outbox.append((channel, done))
             first = len(self.outbox) == 1  # else a wake-up is on its way already
-        if first:
-            try:
+        if first:  # a wake-up lost with its connection: the next tick flushes instead
+            with contextlib.suppress(pika.exceptions.AMQPError):
                 channel.connection.add_callback_threadsafe(self.flush)
-            except pika.exceptions.AMQPError:  # gone: the broker delivers them all again
-                with self.outbox_lock:
-                    self.outbox.clear()
 
     def flush(self) -> None:
         """On the I/O thread: everything done so far, in order; acks in a row as one."""

@@ -12,6 +12,7 @@ import pika
 import pytest
 from inprocess import (
     TIMEOUT,
+    Call,
     Consuming,
     Seen,
     get_all,
@@ -152,6 +153,23 @@ def test_a_stopped_consumer_starts_no_callback_and_gives_every_message_back(amqp
     consumer.close()  # the broker takes back all five: none was acked
     assert [body for _, body in get_all(amqp_url, "held")] == [b"0", b"1", b"2", b"3", b"4"]
     assert consumer.handled.items == ["0"]
+
+
+def test_a_channel_the_broker_closes_ends_receive_with_the_brokers_reason(amqp_url, queue_type):
+    """Neither silence nor a reconnecting loop: when the broker closes the consumer's
+    channel (in real life a delivery not acked within consumer_timeout; here an ack for a
+    delivery it never made), receive() raises the broker's reason, which run() prints as
+    an error: line, and the message held goes back to the queue."""
+    send(amqp_url, "closed", "held")
+    consumer = Holding(amqp_url, "closed", prefetch=1)
+    receiving = Call(consumer.receive)
+    consumer.handled.wait_for(1, "the message")
+    consumer.connection.add_callback_threadsafe(lambda: consumer.channel.basic_ack(999))
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="unknown delivery tag 999"):
+        receiving.result()
+    consumer.release.set()
+    consumer.close()
+    assert [body for _, body in get_all(amqp_url, "closed")] == [b"held"]
 
 
 def test_after_a_lost_connection_each_message_is_worked_on_once_more_at_most(
