@@ -143,13 +143,17 @@ def test_a_stopped_consumer_starts_no_callback_and_gives_every_message_back(amqp
     consuming = Consuming(Holding(amqp_url, "held", prefetch=5))
     consumer = consuming.consumer
     consumer.handled.wait_for(1, "the first message")
-    wait_until_ready(amqp_url, "held", 0)  # the other four wait in the consumer, behind it
+
+    def until(condition, what):  # the worker thread's queue has no event to wait on
+        deadline = time.monotonic() + TIMEOUT
+        while not condition():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.01)
+
+    until(lambda: consumer.tasks.qsize() == 4, "the other four did not wait behind it")
     consuming.stop()  # receive() has returned; the connection is still open
     consumer.release.set()  # the first callback ends; the four behind it must not start
-    deadline = time.monotonic() + TIMEOUT
-    while not consumer.tasks.empty():  # until the worker thread is through the four
-        assert time.monotonic() < deadline, "the worker thread did not get through its tasks"
-        time.sleep(0.01)
+    until(consumer.tasks.empty, "the worker thread did not get through its four tasks")
     consumer.close()  # the broker takes back all five: none was acked
     assert [body for _, body in get_all(amqp_url, "held")] == [b"0", b"1", b"2", b"3", b"4"]
     assert consumer.handled.items == ["0"]

@@ -370,9 +370,10 @@ def serve_bare_rpc(url, threaded=False):
     """A bare pika RPC server, in a process of its own: replies to each request with its body.
 
     Prefetch 1 and an ack per request, as rpc/consumer.py does. threaded: each request is
-    answered on a worker thread, and the reply and ack go back to pika's thread through
-    add_callback_threadsafe(), as pika's examples/basic_consumer_threaded.py does and as
-    the helpers do, so that a long answer does not stop the heartbeats.
+    answered on one long-lived worker thread, and the reply and ack go back to pika's
+    thread through add_callback_threadsafe(), as in the helpers (pika's
+    examples/basic_consumer_threaded.py does the same with a thread per message), so that
+    a long answer does not stop the heartbeats.
     """
     connection = connect(url)
     channel = connection.channel()
@@ -467,14 +468,19 @@ def measure_rpc(url, counts, report):
     ]
     for bare_server in bare_servers:
         bare_server.start()
-    helpers = fibonacci["FibonacciClient"](url, timeout=DEADLINE)
-    bare, threaded = BareRpcClient(url), BareRpcClient(url, THREADED_RPC_QUEUE)
-    sides = {
-        "helpers": (lambda: helpers.call(1), lambda: helpers.call_many([1] * RPC_CONCURRENCY)),
-        "bare": (lambda: bare.call(b"1"), lambda: bare.call_many([b"1"] * RPC_CONCURRENCY)),
-        "threaded": (None, lambda: threaded.call_many([b"1"] * RPC_CONCURRENCY)),
-    }
+    clients = []  # closed at the end, however it ends
     try:
+        helpers = fibonacci["FibonacciClient"](url, timeout=DEADLINE)
+        clients.append(helpers)
+        bare = BareRpcClient(url)
+        clients.append(bare)
+        threaded = BareRpcClient(url, THREADED_RPC_QUEUE)
+        clients.append(threaded)
+        sides = {
+            "helpers": (lambda: helpers.call(1), lambda: helpers.call_many([1] * RPC_CONCURRENCY)),
+            "bare": (lambda: bare.call(b"1"), lambda: bare.call_many([b"1"] * RPC_CONCURRENCY)),
+            "threaded": (None, lambda: threaded.call_many([b"1"] * RPC_CONCURRENCY)),
+        }
         # The first calls wait in the queues until the servers are up: no need to watch them.
         for _ in range(2):
             for _, call_many in sides.values():
@@ -492,8 +498,9 @@ def measure_rpc(url, counts, report):
             for side in sides:
                 rates[side].append(counts["rpc_rounds"] * RPC_CONCURRENCY / elapsed[side])
     finally:
-        for client in (helpers, bare, threaded):
-            client.close()
+        for client in clients:
+            with contextlib.suppress(pika.exceptions.AMQPError):  # lost already: closed
+                client.close()
         stop(server)
         for bare_server in bare_servers:
             bare_server.terminate()

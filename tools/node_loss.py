@@ -26,6 +26,7 @@ from throwaway import BOOT_TIMEOUT, Broker
 from common import BrokerError, Queue
 from common.bulk import publish_many
 from common.connection import RECONNECTED
+from common.consuming import DONE
 
 MESSAGES = 200
 KILL_AFTER = 100  # sent and confirmed: the producer is half-way
@@ -133,11 +134,16 @@ def run_the_workers(start, nodes, seen):
         seen.sent_again = next(int(line.split()[0]) for line in again if line.endswith(" sent"))
     seen.sent = producer.sent()
 
-    def everything_arrived():
-        return set(seen.sent) <= {body for w in workers for body in w.received()}
+    def idle(worker):  # its last task done: one under way at Ctrl-C goes back to the queue
+        steps = [line for line in worker.stdout if line == DONE or line.endswith(" received")]
+        return not steps or steps[-1] == DONE
 
-    wait_until(everything_arrived, "every sent task received", *workers, timeout=RIDE_THROUGH)
-    seen.mark("every task received")
+    def everything_done():
+        received = {body for w in workers for body in w.received()}
+        return set(seen.sent) <= received and all(map(idle, workers))
+
+    wait_until(everything_done, "every sent task done", *workers, timeout=RIDE_THROUGH)
+    seen.mark("every task done")
     seen.worker_codes = [worker.stop(signal.SIGINT) for worker in workers]
     seen.mark("workers stopped")
     seen.received = [body for worker in workers for body in worker.received()]

@@ -67,7 +67,7 @@ def pubsub(r):
         r.stop(subscriber, keep=subscriber is subscribers[0])  # the others print the same
     alone = r.finish("pubsub-producer-alone", "pubsub/producer.py", "-n", "1")
     told = sum("unroutable" in line for line in alone.stderr)
-    assert told == 1, "the message was not reported unroutable with no subscriber"
+    assert told == 1 and not alone.sent(), "not reported unroutable with no subscriber"
     return "3 subscribers each received all 5 messages; alone, the producer was told"
 
 
@@ -85,12 +85,13 @@ def routing(r):
     received_all(blue, [sent["blue"]])
     received_all(red_green, [sent["red"], sent["green"]])
     strays = set(blue.received()) & set(sent["red"].sent() + sent["green"].sent())
-    assert not strays, f"red or green reached blue: {strays}"
+    strays |= set(red_green.received()) & set(sent["blue"].sent())
+    assert not strays, f"a colour reached a consumer that did not bind it: {strays}"
     r.stop(blue)
     r.stop(red_green)
     black = r.finish("routing-producer-black", "routing/producer.py", "black", "-n", "1")
     unroutable = sum("unroutable" in line for line in black.stderr)
-    assert unroutable == 1, "the black message was not reported unroutable"
+    assert unroutable == 1 and not black.sent(), "black was not reported unroutable"
     return "blue reached one consumer, red and green the other, black nobody"
 
 
@@ -120,6 +121,10 @@ def topics(r):
     assert all(".orange." in key for key in keys), f"*.orange.* got {keys}"
     received_all(rabbit_lazy, [sent[key] for key in TOPIC_KEYS if key.endswith("rabbit")])
     received_all(rabbit_lazy, [sent[key] for key in TOPIC_KEYS if key.startswith("lazy")])
+    keys = [body.rsplit(" - ", 1)[1] for body in rabbit_lazy.received()]
+    wanted = [key for key in keys if key.endswith(".rabbit") or key.split(".")[0] == "lazy"]
+    assert keys == wanted, f"*.*.rabbit and lazy.# got {keys}"
+    assert keys.count("lazy.pink.rabbit") == 1, "two bindings matched: two copies"
     r.stop(orange)
     r.stop(rabbit_lazy)
     unmatched = r.finish(
