@@ -74,13 +74,32 @@ def test_receive_holds_at_most_prefetch_unacked_messages(amqp_url, queue_type):
         assert consumer.handled.wait_for(5, "every message") == ["0", "1", "2", "3", "4"]
 
 
+def until(condition, what):
+    """Wait for the consumer's own state, which has no event to wait on."""
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
 def test_every_message_worked_on_is_acked(broker, amqp_url, queue_type):
-    """Ten messages behind a held one are worked on in a burst, their acks sent as few."""
+    """Ten messages worked on while pika's thread is busy: their acks pile up, go as one
+    (multiple=True) once it is free, and leave none of the ten unacked."""
     send(amqp_url, "burst", *map(str, range(10)))
     with Consuming(Holding(amqp_url, "burst", prefetch=10)) as consumer:
         consumer.handled.wait_for(1, "the first message")
+        until(lambda: consumer.tasks.qsize() == 9, "the other nine did not wait behind it")
+        busy, free = threading.Event(), threading.Event()
+
+        def hold_pikas_thread():
+            busy.set()
+            free.wait(TIMEOUT)
+
+        consumer.connection.add_callback_threadsafe(hold_pikas_thread)
+        assert busy.wait(TIMEOUT), "pika's thread did not run the callback"
         consumer.release.set()
-        consumer.handled.wait_for(10, "every message")
+        until(lambda: len(consumer.outbox) == 10, "the ten acks did not pile up")
+        free.set()
         wait_until_acked(broker, amqp_url, "burst")
 
 
@@ -143,13 +162,6 @@ def test_a_stopped_consumer_starts_no_callback_and_gives_every_message_back(amqp
     consuming = Consuming(Holding(amqp_url, "held", prefetch=5))
     consumer = consuming.consumer
     consumer.handled.wait_for(1, "the first message")
-
-    def until(condition, what):  # the worker thread's queue has no event to wait on
-        deadline = time.monotonic() + TIMEOUT
-        while not condition():
-            assert time.monotonic() < deadline, what
-            time.sleep(0.01)
-
     until(lambda: consumer.tasks.qsize() == 4, "the other four did not wait behind it")
     consuming.stop()  # receive() has returned; the connection is still open
     consumer.release.set()  # the first callback ends; the four behind it must not start
