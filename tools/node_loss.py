@@ -21,12 +21,12 @@ from json import loads
 
 from cluster import READY
 from processes import Scripts, wait_until
+from scenarios import idle
 from throwaway import BOOT_TIMEOUT, Broker
 
 from common import BrokerError, Queue
 from common.bulk import publish_many
 from common.connection import RECONNECTED
-from common.consuming import DONE
 
 MESSAGES = 200
 KILL_AFTER = 100  # sent and confirmed: the producer is half-way
@@ -134,11 +134,7 @@ def run_the_workers(start, nodes, seen):
         seen.sent_again = next(int(line.split()[0]) for line in again if line.endswith(" sent"))
     seen.sent = producer.sent()
 
-    def idle(worker):  # its last task done: one under way at Ctrl-C goes back to the queue
-        steps = [line for line in worker.stdout if line == DONE or line.endswith(" received")]
-        return not steps or steps[-1] == DONE
-
-    def everything_done():
+    def everything_done():  # a task still under way at Ctrl-C goes back to the queue
         received = {body for w in workers for body in w.received()}
         return set(seen.sent) <= received and all(map(idle, workers))
 
