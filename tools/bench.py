@@ -397,7 +397,8 @@ def serve_bare_rpc(url, threaded=False):
         else:
             answer(method, properties, body)
 
-    threading.Thread(target=work, daemon=True).start()
+    if threaded:
+        threading.Thread(target=work, daemon=True).start()
     channel.basic_consume(name, on_request)
     channel.start_consuming()
 
