@@ -4,7 +4,7 @@ import os
 import pytest
 from inprocess import Logged
 from processes import Scripts
-from throwaway import BrokerUnavailable, start_broker
+from throwaway import BrokerUnavailable, choose, describe, start_broker
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +43,27 @@ def start(amqp_url):
     scripts.kill()
 
 
+def pytest_configure(config):
+    """Where the throwaway broker comes from is decided once, before any test runs, and
+    the xdist workers (started after this) inherit the decision through THROWAWAY."""
+    if hasattr(config, "workerinput") or os.environ.get("AMQP_URL"):
+        return
+    if os.environ.get("THROWAWAY_NODE"):
+        return
+    try:
+        path, why = choose()
+    except BrokerUnavailable as error:
+        raise pytest.UsageError(str(error)) from None
+    os.environ["THROWAWAY"] = path
+    config.broker_header = f"broker: {describe(path)}" + (
+        f", not a container: {why}" if why else ""
+    )
+
+
 def pytest_report_header(config):
-    return "broker: AMQP_URL" if os.environ.get("AMQP_URL") else "broker: a throwaway one"
+    if os.environ.get("AMQP_URL"):
+        return "broker: AMQP_URL"
+    return getattr(config, "broker_header", "broker: a throwaway one")
 
 
 def pytest_sessionfinish(session, exitstatus):

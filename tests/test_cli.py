@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
+from broker import free_port
 from processes import ROOT, Script
-from throwaway import free_port
 
 # Every script, with the arguments it cannot do without.
 REQUIRED = {

@@ -7,8 +7,8 @@ import urllib.parse
 
 import pika
 import pytest
+from broker import free_port
 from inprocess import get_all, queue_info, ready_messages
-from throwaway import free_port
 
 from common import BrokerError, Exchange, Queue
 from common.bulk import publish_many

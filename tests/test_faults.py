@@ -7,8 +7,8 @@ import time
 import urllib.parse
 
 import pytest
+from broker import free_port
 from processes import TIMEOUT
-from throwaway import free_port
 
 from common.connection import RECONNECTED
 from common.consuming import DONE

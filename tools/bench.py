@@ -37,10 +37,11 @@ import urllib.parse
 import uuid
 
 import pika
+from broker import BrokerUnavailable, claim, release
 from processes import OUTPUT, ROOT, Script, wait_until
 from rich.console import Console
 from rich.table import Table
-from throwaway import BrokerUnavailable, claim, release, users_broker_or_throwaway
+from throwaway import users_broker_or_throwaway
 
 from common import Queue
 from common.bulk import publish_many

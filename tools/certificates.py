@@ -74,3 +74,14 @@ def make(folder):
     for path in paths:
         path.chmod(0o644)  # the node reads them as whoever it runs as
     return paths
+
+
+def config(ca_file, certificate, key):
+    """The rabbitmq.conf lines that serve TLS with those files (paths as the node sees them)."""
+    return (
+        f"ssl_options.cacertfile = {ca_file}\n"
+        f"ssl_options.certfile = {certificate}\n"
+        f"ssl_options.keyfile = {key}\n"
+        "ssl_options.verify = verify_none\n"
+        "ssl_options.fail_if_no_peer_cert = false\n"
+    )

@@ -20,7 +20,8 @@ import tempfile
 import time
 from json import loads
 
-from throwaway import BOOT_TIMEOUT, CTL, SERVER, BrokerUnavailable, LocalNode, installed
+from broker import BOOT_TIMEOUT, BrokerUnavailable
+from localnode import CTL, SERVER, LocalNode, installed
 
 READY = " [*] To stop the cluster and remove it press CTRL+C"
 STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, kill, a closed terminal

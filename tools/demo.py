@@ -24,17 +24,12 @@ import signal
 import sys
 
 import pika
+from broker import BrokerUnavailable, claim, present, release
 from processes import ROOT, Scripts
 from rich.console import Console
 from rich.text import Text
 from scenarios import PATTERNS
-from throwaway import (
-    BrokerUnavailable,
-    claim,
-    present,
-    release,
-    users_broker_or_throwaway,
-)
+from throwaway import users_broker_or_throwaway
 from transcripts import Recorder
 
 from common.cli import DEFAULT_URL

@@ -27,7 +27,7 @@ import time
 import xml.etree.ElementTree
 from pathlib import Path
 
-from throwaway import LocalNode, installed
+from localnode import LocalNode, installed
 
 try:
     import tomllib

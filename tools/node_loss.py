@@ -19,10 +19,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from json import loads
 
+from broker import BOOT_TIMEOUT, Broker
 from cluster import READY
 from processes import Scripts, wait_until
 from scenarios import idle
-from throwaway import BOOT_TIMEOUT, Broker
 
 from common import BrokerError, Queue
 from common.bulk import publish_many
