@@ -8,10 +8,12 @@ import tempfile
 
 import pika
 import pytest
+from broker import free_port
+from container import owned_by
 from inprocess import ready_messages
 from processes import ROOT, TIMEOUT, wait_until
 from processes import Script as Process
-from throwaway import free_port, installed
+from throwaway import choose, describe
 
 from common import Exchange, Queue
 from common.consuming import READY
@@ -104,19 +106,23 @@ def test_ctrl_c_in_the_middle_stops_every_process(amqp_url):
 
 
 def test_with_no_broker_answering_it_brings_its_own(tmp_path):
-    """The throwaway node is started, used and removed again: no process, no folder left."""
-    if not installed():
-        pytest.skip("no rabbitmq-server here to start a throwaway node with")
+    """The throwaway broker, a container or a local node as choose() says here, is
+    started, used and removed again: no container, process or folder is left."""
+    path = choose()[0]  # the demo inherits THROWAWAY, which the tests' own choice set
     run = demo("basic", url=f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F")
     code = run.wait(90)
     assert code == 0, run.describe()
-    assert run.stdout[0].startswith("No broker answers there: starting a throwaway one")
+    said = f"No broker answers there: starting a throwaway one for this demo, {describe(path)}"
+    assert run.stdout[0] == said, run.describe()
     assert_shown(run, ["basic"])
     folders = os.path.join(tempfile.gettempdir(), f"rabbitmq-test-{run.process.pid}-*")
-    assert glob.glob(folders) == []  # its folder (throwaway.py)
-    node = f"test-{run.process.pid}-"  # the throwaway node's name starts so (throwaway.py)
-    left = subprocess.run(["pgrep", "-f", node], capture_output=True, text=True).stdout
-    assert left == ""
+    assert glob.glob(folders) == []  # its folder, or its certificates' (tools/)
+    if path == "container":
+        assert owned_by(run.process.pid) == []  # labelled with the demo's pid (container.py)
+    else:
+        node = f"test-{run.process.pid}-"  # the local node's name starts so (localnode.py)
+        left = subprocess.run(["pgrep", "-f", node], capture_output=True, text=True).stdout
+        assert left == ""
 
 
 def test_the_demo_picture_is_made_by_the_documented_command():

@@ -192,6 +192,7 @@ class LocalNode(Node):
         """Start the node that shut_down() stopped, with its data, name and ports."""
         self.launch()
         self.wait_until_listening(alive=lambda: self.process.poll() is None)
+        wait_for_api(self, time.monotonic() + BOOT_TIMEOUT)
 
     def stop(self):
         if self.owned:

@@ -1,0 +1,69 @@
+"""Where the tests' broker comes from (tools/throwaway.py): a container, else a local node
+with a notice that says why, else one error line; never a traceback."""
+
+import pytest
+from broker import BrokerUnavailable, free_port
+from container import engine
+from localnode import installed
+from processes import Script
+from throwaway import choose
+
+NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}  # as on a machine without one
+
+
+def docker_answers():
+    try:
+        engine()
+        return True
+    except BrokerUnavailable:
+        return False
+
+
+def test_with_no_docker_engine_the_local_node_and_why(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", NO_ENGINE["DOCKER_HOST"])
+    monkeypatch.delenv("THROWAWAY", raising=False)
+    if not installed():
+        with pytest.raises(BrokerUnavailable, match="install RabbitMQ"):
+            choose()
+        return
+    path, why = choose()
+    assert path == "local" and why.startswith("no Docker engine answers"), why
+
+
+def test_an_image_docker_cannot_have_falls_back_to_the_local_node(monkeypatch):
+    if not docker_answers():
+        pytest.skip("needs a Docker engine, to ask it for an image it does not have")
+    monkeypatch.setenv("RABBITMQ_IMAGE", "messaging-patterns/no-such-image:0")
+    monkeypatch.delenv("THROWAWAY", raising=False)
+    path, why = choose()
+    assert path == ("local" if installed() else None)
+    assert why.startswith("Docker has no messaging-patterns/no-such-image:0 and cannot pull it")
+
+
+@pytest.mark.parametrize("forced", ["container", "local", "both"])
+def test_a_forced_path_that_cannot_run_is_one_line(monkeypatch, forced):
+    monkeypatch.setenv("DOCKER_HOST", NO_ENGINE["DOCKER_HOST"])
+    monkeypatch.setenv("THROWAWAY", forced)
+    if forced == "local" and installed():
+        assert choose() == ("local", "THROWAWAY=local")
+        return
+    with pytest.raises(BrokerUnavailable) as refused:
+        choose()
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith(f"THROWAWAY={forced}, but" if forced != "both" else "THROWAWAY is")
+
+
+def test_the_suite_and_the_demo_say_so_in_one_line_without_a_traceback():
+    """What a user types, with THROWAWAY=container and no Docker engine."""
+    env = {**NO_ENGINE, "THROWAWAY": "container"}
+    suite = Script("-m", "pytest", "tests/test_pubsub.py", env=env, url="")  # no AMQP_URL
+    assert suite.wait(60) != 0
+    said = [line for line in suite.stdout + suite.stderr if "THROWAWAY" in line]
+    assert len(said) == 1, suite.describe()
+    assert said[0].startswith("ERROR: THROWAWAY=container, but no Docker engine answers")
+    demo = Script("tools/demo.py", "basic", env=env, url=f"amqp://127.0.0.1:{free_port()}")
+    assert demo.wait(60) == 1, demo.describe()
+    assert demo.stdout[-1].startswith("error: THROWAWAY=container, but no Docker engine")
+    for run in (suite, demo):
+        assert not any("Traceback" in line for line in run.stdout + run.stderr), run.describe()
