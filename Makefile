@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-image clean-broker bench test test-rabbitmq4 test-cluster mutants cluster lint clean readme images
+.PHONY: demo demo-image clean-broker bench test image test-image test-cluster mutants cluster lint clean readme images
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@echo "Installing what the demo and the tests need into $(VENV) (a minute, once) ..."
@@ -32,15 +32,22 @@ lint: $(VENV)/.installed
 
 # Two workers, each with its own throwaway broker, and each test file on one of them (so
 # one cluster for tests/test_cluster.py). Not --dist loadgroup: with pytest 9 and
-# pytest-xdist 3.8 it ignores the groups and splits them.
+# pytest-xdist 3.8 it ignores the groups and splits them. The broker: a container of
+# RABBITMQ_IMAGE (default rabbitmq:4.3-management) if Docker has it or can pull it, else
+# a local rabbitmq-server node; THROWAWAY=container or THROWAWAY=local forces one.
 test: lint
 	$(BIN)/pytest -n 2 --dist loadfile
 
-# The same tests, their throwaway nodes running RabbitMQ 4.0 from Debian 13's packages in
-# a chroot that tools/rabbitmq4.sh makes once and keeps (root only; about a minute the
-# first time).
-test-rabbitmq4: $(VENV)/.installed
-	tools/rabbitmq4.sh $(BIN)/pytest -n 2 --dist loadfile
+# A RabbitMQ image from Debian's packages, for a machine that reaches no image registry
+# (root, a Docker engine): SUITE=bookworm (3.10.8), trixie (4.0.5) or sid (4.3.x).
+SUITE ?= sid
+image:
+	$(PYTHON) tools/rabbitmq_image.py $(SUITE)
+
+# The tests in containers of that image: make test-image SUITE=trixie
+test-image: $(VENV)/.installed
+	image="$$($(PYTHON) tools/rabbitmq_image.py $(SUITE))" && \
+		RABBITMQ_IMAGE="$$image" THROWAWAY=container $(MAKE) test
 
 # Only the tests on a three-node cluster (quorum queues, a node killed).
 test-cluster: $(VENV)/.installed

@@ -2,9 +2,9 @@
 
 Run:      python tools/rabbitmq_image.py SUITE      (as root: debootstrap and docker)
           make image SUITE=sid                      (the same)
-Observe:  it prints the image's name, messaging-patterns/rabbitmq:SUITE, also tagged
-          with the RabbitMQ version inside (messaging-patterns/rabbitmq:4.3.6). Use it as
-          RABBITMQ_IMAGE=messaging-patterns/rabbitmq:sid make test.
+Observe:  it prints the image's name alone on stdout, messaging-patterns/rabbitmq:SUITE,
+          also tagged with the RabbitMQ version inside (messaging-patterns/rabbitmq:4.3.6).
+          Use it as RABBITMQ_IMAGE=messaging-patterns/rabbitmq:sid make test.
 
 Suites and what they held when this was written: bookworm 3.10.8, trixie 4.0.5, sid 4.3.x.
 An image already built is kept (Docker keeps it) and used again; --rebuild makes it anew.
@@ -70,7 +70,10 @@ def build(suite, mirror_url):
         sys.exit("error: debootstrap is missing: apt-get install debootstrap")
     root = tempfile.mkdtemp(prefix=f"rabbitmq-image-{suite}-", dir="/var/tmp")
     try:
-        print(f"Building {REPOSITORY}:{suite} from Debian {suite}'s packages ({mirror_url}) ...")
+        print(
+            f"Building {REPOSITORY}:{suite} from Debian {suite}'s packages ({mirror_url}) ...",
+            file=sys.stderr,
+        )
         log = os.path.join(root + ".log")
         with open(log, "w") as output:
             done = subprocess.run(
