@@ -3,9 +3,9 @@ with a notice that says why, else one error line; never a traceback."""
 
 import pytest
 from broker import BrokerUnavailable, free_port
-from container import engine
+from container import DEFAULT_IMAGE, engine
 from localnode import installed
-from processes import Script
+from processes import ROOT, Script
 from throwaway import choose
 
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}  # as on a machine without one
@@ -67,3 +67,32 @@ def test_the_suite_and_the_demo_say_so_in_one_line_without_a_traceback():
     assert demo.stdout[-1].startswith("error: THROWAWAY=container, but no Docker engine")
     for run in (suite, demo):
         assert not any("Traceback" in line for line in run.stdout + run.stderr), run.describe()
+
+
+def test_the_throwaway_broker_logs_no_deprecated_feature(broker, start):
+    """RabbitMQ 4.3 logs the management plugin's metrics collector as deprecated, at boot:
+    the nodes we start run without it (broker.NODE_CONFIG). Every pattern runs once."""
+    if broker.log is None:
+        pytest.skip(f"the log of {broker.kind} is out of reach: unset AMQP_URL")
+    consumers = [start("basic/consumer.py"), start("pubsub/consumer.py")]
+    consumers += [start("routing/consumer.py", "blue"), start("topics/consumer.py", "#")]
+    for consumer in consumers:
+        consumer.wait_ready()
+    assert start("workers/producer.py", "-n", "1").wait() == 0
+    log = broker.log()
+    assert "Server startup complete" in log or "Starting broker" in log  # the log is read
+    assert "eprecated feature" not in log, log[log.index("eprecated feature") - 200 :][:800]
+
+
+def test_the_readme_runs_the_series_ci_tests():
+    """The README's docker line names the default image, whose series CI runs (sid)."""
+    readme = (ROOT / "README.rst").read_text()
+    assert f" {DEFAULT_IMAGE}\n" in readme
+    if not docker_answers():
+        pytest.skip("needs a Docker engine, to read the version of the image CI builds")
+    try:
+        built = engine().images.get("messaging-patterns/rabbitmq:sid")
+    except Exception:  # docker.errors.ImageNotFound: not built on this machine
+        pytest.skip("no messaging-patterns/rabbitmq:sid here: make image SUITE=sid")
+    series = DEFAULT_IMAGE.split(":")[1].split("-")[0]
+    assert built.labels["org.opencontainers.image.version"].startswith(series + ".")

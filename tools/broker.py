@@ -39,6 +39,7 @@ class Broker:
     can_restart = False
     tls_port = None  # a TLS listener: only on a throwaway node, whose certificates we make
     ctl = None  # rabbitmqctl: only where the tests can reach the node (not through AMQP_URL)
+    log = None  # what the node logs: likewise
 
     def __init__(self, amqp_url, api_url):
         self.amqp = urllib.parse.urlsplit(amqp_url)

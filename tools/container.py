@@ -147,6 +147,10 @@ class Container(Node):
             raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {err or out}")
         return out
 
+    def log(self):
+        """What the node wrote: the image logs to the console (log.console)."""
+        return self.container.get_wrapped_container().logs().decode(errors="replace")
+
     def log_tail(self, size=2000):
         try:
             return self.container.get_wrapped_container().logs(tail=40).decode()[-size:]
@@ -164,8 +168,10 @@ class Container(Node):
             wrapped.stop(timeout=timeout)
 
     def start_again(self):
+        """Start the container that shut_down() stopped, with its data, name and ports."""
         self.container.get_wrapped_container().start()
         self.wait_until_listening(alive=self.running)
+        wait_for_api(self, time.monotonic() + BOOT_TIMEOUT)
 
     def stop(self):
         """Remove the container, its anonymous volume and the copy of its CA."""

@@ -4,6 +4,7 @@ Docker engine or no image, and for tools/cluster.py's local cluster.
 """
 
 import ctypes
+import glob
 import os
 import shutil
 import signal
@@ -168,6 +169,16 @@ class LocalNode(Node):
         if result.returncode != 0:
             raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {result.stderr or result.stdout}")
         return result.stdout
+
+    def log(self):
+        """What the node wrote: its console, then its log files."""
+        paths = [os.path.join(self.folder, "server.out")]
+        paths += sorted(glob.glob(os.path.join(self.folder, "log", "*.log")))
+        text = ""
+        for path in paths:
+            with open(path, "rb") as f:
+                text += f.read().decode(errors="replace")
+        return text
 
     def log_tail(self, size=2000):
         with open(os.path.join(self.folder, "server.out"), "rb") as f:
