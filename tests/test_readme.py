@@ -5,6 +5,8 @@ import re
 
 import docutils.core
 import pytest
+from broker import Node
+from processes import Scripts
 from readme import (
     BENCH,
     DOCUMENTS,
@@ -18,6 +20,8 @@ from readme import (
 )
 from scenarios import PATTERNS, SCENARIOS
 from transcripts import MARKED, Recorder, comparable, shown
+
+from common.connection import RECONNECTED
 
 TEXT = README.read_text()
 TEXTS = {document.relative_to(ROOT).as_posix(): document.read_text() for document in DOCUMENTS}
@@ -39,16 +43,45 @@ def test_make_readme_would_change_no_code(document):
     assert synced(TEXTS[document]) == TEXTS[document]
 
 
+def run_once(scenario, broker, url):
+    """One run of the scenario on url: (transcripts, whether a script reconnected). A
+    failed check is raised, unless a script reconnected: then the run proves nothing."""
+    scripts = Scripts(url)
+    recorder = Recorder(scripts.start, broker, url)
+    failure = None
+    try:
+        SCENARIOS[scenario](recorder)
+    except AssertionError as error:
+        failure = error
+    finally:
+        scripts.kill()
+    reconnected = any(RECONNECTED in script.stdout for script in scripts.started)
+    if failure and not reconnected:
+        raise failure
+    return recorder.transcripts, reconnected
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_each_transcript_is_what_a_real_run_prints(scenario, start, broker, amqp_url):
-    if broker.kind == "external":
+def test_each_transcript_is_what_a_real_run_prints(scenario, broker, amqp_url, report):
+    if not isinstance(broker, Node):  # the broker at AMQP_URL
         pytest.skip("the transcripts include rabbitmqctl, which an AMQP_URL broker does not offer")
-    recorder = Recorder(start, broker, amqp_url)
-    SCENARIOS[scenario](recorder)
+    transcripts, reconnected = run_once(scenario, broker, amqp_url)
+    if reconnected:
+        # The broker dropped a script's connection or channel, and the script came back as
+        # it should (RabbitMQ 3.10.8 can crash the channel of one of two consumers that
+        # declare a new quorum queue at once). Its output is then not the README's, and
+        # not wrong either: once more, on a virtual host of its own.
+        report(f"readme [{scenario}]: a script reconnected, so the scenario ran again")
+        vhost = broker.add_vhost()
+        try:
+            transcripts, reconnected = run_once(scenario, broker, broker.url(vhost))
+        finally:
+            broker.delete_vhost(vhost)
+        assert not reconnected, f"{scenario}: a script reconnected in two runs in a row"
     in_readme = shown(ALL)
-    assert {n for n in in_readme if n.startswith(f"{scenario}-")} == set(recorder.transcripts)
-    ran = comparable(recorder.transcripts)
-    assert comparable({name: in_readme[name] for name in recorder.transcripts}) == ran
+    assert {n for n in in_readme if n.startswith(f"{scenario}-")} == set(transcripts)
+    ran = comparable(transcripts)
+    assert comparable({name: in_readme[name] for name in transcripts}) == ran
 
 
 def test_every_transcript_belongs_to_a_scenario():
