@@ -72,7 +72,10 @@ def test_exchange_routes_by_key_and_reports_the_unroutable(amqp_url, logged):
 def test_the_exchange_is_declared_durable_by_whoever_comes_first(broker, amqp_url):
     Exchange(amqp_url, "either-first", "topic").close()
     vhost = urllib.parse.quote(pika.URLParameters(amqp_url).virtual_host, safe="")
-    info = json.loads(broker.api("GET", f"/api/exchanges/{vhost}/either-first"))
+    # The list, not /api/exchanges/VHOST/NAME: on 3.10 that one fails (500) on a node
+    # without the metrics collector, as the throwaway nodes are (broker.NODE_CONFIG).
+    [info] = [e for e in json.loads(broker.api("GET", f"/api/exchanges/{vhost}"))
+              if e["name"] == "either-first"]  # fmt: skip
     assert (info["type"], info["durable"]) == ("topic", True)
 
 
