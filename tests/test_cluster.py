@@ -1,17 +1,22 @@
 """Quorum queues on a three-node cluster: the workers pattern rides through the loss of
 the node that leads its queue, and loses nothing.
 
-One run of node_loss.lose_the_leader() (about 35 s alone), several checks. Run them
-alone with `make test-cluster`. They need rabbitmq-server on this machine: the cluster is
-three local nodes, started by tools/cluster.py as a reader starts it.
+One run of node_loss.lose_the_leader() (about 25 s alone, 30 s in containers), several
+checks. Run them alone with `make test-cluster`. The cluster is started by
+tools/cluster.py as a reader starts it: three containers when the tests' throwaway broker
+is a container (tools/throwaway.py: RABBITMQ_IMAGE, THROWAWAY=container), else three
+local nodes of rabbitmq-server.
 """
 
 import os
 
 import pytest
+from broker import answers
+from cluster import owned
+from container import engine
 from node_loss import KILL_AFTER, MESSAGES, NO_MAJORITY_WAIT, lose_the_leader, shape
 from readme import DOCUMENTS
-from throwaway import installed
+from throwaway import choose
 from transcripts import shown
 
 pytestmark = pytest.mark.cluster
@@ -22,9 +27,12 @@ RECONNECT_WITHIN = 10.0  # seconds; it takes well under one when the node's proc
 # (--dist loadfile), so this starts one cluster in all.
 @pytest.fixture(scope="session")
 def run():
-    if not installed():
-        pytest.skip("rabbitmq-server is not installed: the cluster is three local nodes of it")
     return lose_the_leader()
+
+
+def test_the_cluster_runs_where_the_throwaway_broker_does(run):
+    assert run.path == choose()[0]
+    assert len(run.nodes) == 3
 
 
 def test_every_confirmed_task_is_done_at_least_once(run, report):
@@ -52,9 +60,17 @@ def test_the_worker_on_the_dead_node_goes_on_from_another(run, report):
 def test_the_cluster_stops_cleanly_and_leaves_nothing_behind(run, report):
     assert run.command_code == 0
     assert run.transcripts["cluster-command"][-1] == " [*] Cluster stopped and removed"
-    assert not os.path.exists(run.folder)
-    assert [pid for pid in run.pids if os.path.exists(f"/proc/{pid}")] == []
-    assert processes_naming(run.folder) == []
+    if run.path == "container":  # what docker ps -a and docker network ls would list
+        assert [node.handle for node in run.nodes if in_docker("containers", node.handle)] == []
+        assert run.network and not in_docker("networks", run.network)
+        containers, networks = owned(run.owner)  # anything else labelled with its pid
+        assert containers == networks == []
+    else:
+        assert run.folder and not os.path.exists(run.folder)
+        pids = [int(node.handle) for node in run.nodes]
+        assert [pid for pid in pids if os.path.exists(f"/proc/{pid}")] == []
+        assert processes_naming(run.folder) == []
+    assert [node.url for node in run.nodes if answers(node.url)] == []  # what a reader sees
     phases = ", ".join(f"{what} {seconds:g}" for what, seconds in run.seconds.items())
     report(f"cluster: seconds from the start: {phases}")
 
@@ -64,6 +80,17 @@ def test_without_a_majority_nothing_is_confirmed(run):
     refused = "of 1 messages, the broker refused 1 (nack)"
     held = f"not every confirm came within {NO_MAJORITY_WAIT:g} s"
     assert run.without_majority in (refused, held)
+
+
+def in_docker(kind, name):
+    """Whether the Docker engine has a container or a network of that name."""
+    import docker
+
+    try:
+        getattr(engine(), kind).get(name)
+        return True
+    except docker.errors.NotFound:
+        return False
 
 
 def processes_naming(folder):

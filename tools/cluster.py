@@ -1,12 +1,13 @@
-"""A local three-node RabbitMQ cluster, to try quorum queues and the loss of a node.
+"""A three-node RabbitMQ cluster on this machine, to try quorum queues and the loss of a node.
 
 Run:      make cluster        (or: python tools/cluster.py [--nodes 3])
-Observe:  three throwaway nodes start on this machine, each with its own name,
-          ports and folder, and join into one cluster; the URLs to use are
-          printed. Kill a node's pid to see the cluster ride through its loss.
-          Ctrl-C stops every node and removes the folders.
+Observe:  three throwaway nodes start, each with its own name and ports, join into one
+          cluster and print the URLs to use: containers of RABBITMQ_IMAGE on a Docker
+          network of their own if Docker has or can pull that image, else local nodes of
+          rabbitmq-server (THROWAWAY=container or local forces one: tools/throwaway.py).
+          Kill a node (docker kill, kill -9) to see the cluster ride through its loss.
+          Ctrl-C stops every node and removes the containers and network, or folders.
 
-Linux only, with RabbitMQ's Debian or Ubuntu package (rabbitmq-server) installed.
 The tests start the cluster with this command, as a reader does (tools/node_loss.py).
 """
 
@@ -21,44 +22,82 @@ import time
 from json import loads
 
 from broker import BOOT_TIMEOUT, BrokerUnavailable
-from localnode import CTL, SERVER, LocalNode, installed
+from container import OWNER, Container, engine, first_line
+from localnode import CTL, LocalNode
+from throwaway import choose, image
 
 READY = " [*] To stop the cluster and remove it press CTRL+C"
 STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, kill, a closed terminal
+# Peer discovery joins a new node to the first of these that runs: node 1, started first
+# on its own. Naming only it, the other nodes may boot together.
+JOINING = (
+    "cluster_formation.peer_discovery_backend = classic_config\n"
+    "cluster_formation.classic_config.nodes.1 = {}\n"
+)
+# The cookie where rabbitmqctl run by `docker exec` looks for it (the image's HOME); the
+# node itself is given it on its command line (Container's cookie).
+GIVE_COOKIE = 'umask 077 && printf %s "$1" > ~/.cookie && mv -f ~/.cookie ~/.erlang.cookie'
+# Every node's address in every node's /etc/hosts. Docker's DNS forgets a container once it
+# stops and asks the servers upstream, which a container may not reach (a Docker engine
+# without IP forwarding): 20 s a lookup, while a node that reaches for a dead peer waits.
+ADD_HOSTS = 'printf %s "$1" >> /etc/hosts'
 
 
 class Cluster:
-    """Nodes with a shared Erlang cookie; the first starts alone, the others join it."""
+    """Nodes with a shared Erlang cookie; the first starts alone, the others join it.
+    path: "container" (on a Docker network of their own) or "local" (in a folder)."""
 
-    def __init__(self, size=3):
-        self.nodes = []
-        self.folder = tempfile.mkdtemp(prefix=f"rabbitmq-cluster-{os.getpid()}-")
+    def __init__(self, size=3, path="local"):
+        self.path, self.nodes, self.folder, self.network, self.where = path, [], None, None, ""
+        self.cookie = secrets.token_hex(20)
         try:
-            self.start(size)
+            (self.start_containers if path == "container" else self.start_local)(size)
+            for node in self.nodes[1:]:
+                node.wait_started()
+            self.wait_until_joined([node.node for node in self.nodes])
         except BaseException:
             self.stop()
             raise
 
-    def start(self, size):
+    def start_local(self, size):
+        self.folder = self.where = tempfile.mkdtemp(prefix=f"rabbitmq-cluster-{os.getpid()}-")
         cookie = os.path.join(self.folder, ".erlang.cookie")  # the nodes' HOME: all share it
         with open(cookie, "w") as f:
-            f.write(secrets.token_hex(20))
+            f.write(self.cookie)
         os.chmod(cookie, 0o400)
         names = [f"node{i}-{os.getpid()}@localhost" for i in range(1, size + 1)]
-        # Peer discovery joins a new node to the first of these that runs: node 1,
-        # started first on its own. Naming only it, nodes 2 and 3 may boot together.
-        config = (
-            "cluster_formation.peer_discovery_backend = classic_config\n"
-            f"cluster_formation.classic_config.nodes.1 = {names[0]}\n"
-        )
+        config = JOINING.format(names[0])
         for i, name in enumerate(names):
             folder = os.path.join(self.folder, f"node{i + 1}")
             self.nodes.append(LocalNode(folder, name, self.folder, config, wait=False, tls=False))
             if i == 0:
                 self.nodes[0].wait_started()
-        for node in self.nodes[1:]:
-            node.wait_started()
-        self.wait_until_joined(names)
+
+    def start_containers(self, size):
+        """As people run a cluster with Docker: a network of its own, on which each node's
+        hostname is its name; the ports of each published on 127.0.0.1 (Container)."""
+        from testcontainers.core.network import Network
+
+        pid = str(os.getpid())
+        self.network = Network(docker_network_kw={"labels": {OWNER: pid}})
+        self.network.name = f"rabbitmq-cluster-{pid}"  # instead of a uuid: docker network ls
+        self.where = f"containers of {image()} on the Docker network {self.network.name}"
+        try:
+            self.network.create()
+        except Exception as error:  # the engine refused
+            raise BrokerUnavailable(f"no Docker network: {first_line(error)}") from None
+        names = [f"rmq{i}-{pid}" for i in range(1, size + 1)]
+        config = JOINING.format(f"rabbit@{names[0]}")  # each node is rabbit@ its hostname
+        for i, name in enumerate(names):
+            node = Container(image(), False, self.network, name, config, cookie=self.cookie)
+            node.container.with_name(name)  # so a reader can say docker kill rmq1-...
+            self.nodes.append(node)
+            node.start(wait=i == 0)
+            run_in(node, "rabbitmq", GIVE_COOKIE, self.cookie)
+        on_it = engine().networks.get(self.network.name).attrs["Containers"].values()
+        hosts = "".join(f"{c['IPv4Address'].split('/')[0]} {c['Name']}\n" for c in on_it)
+        for node in self.nodes:
+            run_in(node, "root", ADD_HOSTS, hosts)
 
     def wait_until_joined(self, names):
         """Peer discovery that fails starts a node on its own, silently: check."""
@@ -73,14 +112,49 @@ class Cluster:
             time.sleep(0.2)  # a poll interval, bounded by the deadline above
 
     def stop(self):
+        if self.path == "container":
+            remove_owned(os.getpid())  # every container of ours, even one not fully started
+            return
         for node in self.nodes:
             node.stop()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def run_in(node, user, script, argument):
+    """sh -c script, with argument as $1, in the node's container."""
+    code, said = node.container.get_wrapped_container().exec_run(
+        ["sh", "-c", script, "sh", argument], user=user
+    )
+    if code != 0:
+        raise BrokerUnavailable(f"{node.hostname}: {script}: {said.decode().strip()}")
+
+
+def owned(pid):
+    """The containers (running or not) and the networks that the process pid made."""
+    client, mine = engine(timeout=60), {"label": f"{OWNER}={pid}"}
+    return client.containers.list(all=True, filters=mine), client.networks.list(filters=mine)
+
+
+def remove_owned(pid):
+    """docker rm -f -v every container of owned(pid), then docker network rm its networks."""
+    containers, networks = owned(pid)
+    for container in containers:
+        container.remove(force=True, v=True)  # -v: its data volume too
+    for network in networks:
+        network.remove()
 
 
 def plain_url(node):
     """The node's URL as a reader types it: guest/guest and virtual host / are the defaults."""
     return f"amqp://127.0.0.1:{node.amqp_port}"
+
+
+def alive(node):
+    try:
+        return node.running() if isinstance(node, Container) else node.process.poll() is None
+    except Exception:  # a container removed meanwhile (docker rm): not running either
+        return False
 
 
 def stop_once(signum, frame):
@@ -95,36 +169,44 @@ def main(argv=None):
     )
     options.add_argument("--nodes", type=int, default=3, choices=range(1, 8), metavar="N")
     args = options.parse_args(argv)
-    if not installed():
-        sys.exit(
-            f"error: no {SERVER}: install RabbitMQ's package (apt-get install rabbitmq-server)"
-        )
+    try:
+        path, why = choose()
+    except BrokerUnavailable as error:
+        sys.exit(f"error: no nodes to start: {error}")
     sys.stdout.reconfigure(line_buffering=True)
     for stop in STOPS:
         signal.signal(stop, stop_once)
+    if why:
+        print(f" [*] Local nodes, not containers: {why}", file=sys.stderr)
     print(f" [*] Starting {args.nodes} RabbitMQ nodes, which join into one cluster")
     cluster = None
     try:
-        cluster = Cluster(args.nodes)
-        print(f" [*] The cluster is up, in {cluster.folder}")
+        cluster = Cluster(args.nodes, path)
+        print(f" [*] The cluster is up, in {cluster.where}")
+        in_docker = path == "container"
         for i, node in enumerate(cluster.nodes, 1):
             print(
                 f"     node {i}: {node.node}  {plain_url(node)}  "
-                f"management {node.api_url} (guest/guest)  pid {node.process.pid}"
+                f"management {node.api_url} (guest/guest)  "
+                + (f"container {node.hostname}" if in_docker else f"pid {node.process.pid}")
             )
         print(" [*] In the terminals where you run the patterns:")
         print(f"     export AMQP_URL={','.join(plain_url(node) for node in cluster.nodes)}")
-        cookie = os.path.join(cluster.folder, ".erlang.cookie")
-        print(" [*] rabbitmqctl on node 1 (the system's own rabbitmqctl reaches another node):")
-        print(
-            f'     {CTL} --erlang-cookie "$(cat {cookie})" -n {cluster.nodes[0].node} '
-            "list_queues name type leader"
-        )
-        print(" [*] To make a node die: kill -9 PID")
+        first = cluster.nodes[0]
+        if in_docker:
+            print(" [*] rabbitmqctl on node 1, in its container:")
+            ctl = f"docker exec -u rabbitmq {first.hostname} rabbitmqctl"
+            kill = "docker kill CONTAINER"
+        else:
+            print(" [*] rabbitmqctl on node 1 (the system's own rabbitmqctl reaches another node):")
+            cookie = os.path.join(cluster.folder, ".erlang.cookie")
+            ctl, kill = f'{CTL} --erlang-cookie "$(cat {cookie})" -n {first.node}', "kill -9 PID"
+        print(f"     {ctl} list_queues name type leader")
+        print(f" [*] To make a node die: {kill}")
         print(READY)
         running = list(cluster.nodes)
         while running:
-            for node in [node for node in running if node.process.poll() is not None]:
+            for node in [node for node in running if not alive(node)]:
                 print(f" [!] node {cluster.nodes.index(node) + 1} ({node.node}) stopped")
                 running.remove(node)
             time.sleep(0.5)  # a poll interval: this loop only reports, until Ctrl-C

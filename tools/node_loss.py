@@ -3,9 +3,10 @@ that leads the queue killed in the middle.
 
 lose_the_leader() starts tools/cluster.py as a reader does, runs the workers pattern
 on it (quorum queues, the default) with every node's URL, kills the queue's leader while the
-producer is half-way, then a second node (no majority left), stops the cluster with
-Ctrl-C, and returns what it saw. tests/test_cluster.py checks that; `make readme`
-writes its transcripts into README.rst.
+producer is half-way (as a crash would: SIGKILL to a local node's process, docker kill of a
+container), then a second node (no majority left), stops the cluster with Ctrl-C, and
+returns what it saw. tests/test_cluster.py checks that; `make readme`
+writes its transcripts into docs/cluster.rst.
 """
 
 import os
@@ -19,8 +20,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from json import loads
 
-from broker import BOOT_TIMEOUT, Broker
-from cluster import READY
+from broker import BOOT_TIMEOUT, Broker, BrokerUnavailable
+from cluster import READY, remove_owned
+from container import engine
 from processes import Scripts, wait_until
 from scenarios import idle
 
@@ -33,7 +35,8 @@ KILL_AFTER = 100  # sent and confirmed: the producer is half-way
 DELAY = "0.1"  # seconds of work per task: the workers are mid-task at the kill, and busy after
 RIDE_THROUGH = 60.0  # seconds for what follows the kill: far more than it takes
 NO_MAJORITY_WAIT = 3.0  # seconds publish_many() waits for an answer that may never come
-NODE = re.compile(r"^ +node (\d): (\S+) +(amqp://\S+) +management (\S+) .* pid (\d+)$")
+NODE = re.compile(r"^ +node (\d): (\S+) +(amqp://\S+) +management (\S+) .* (pid|container) (\S+)$")
+UP = re.compile(r"^ \[\*\] The cluster is up, in (?:(/\S+)|containers of .* network (\S+))$")
 
 
 @dataclass
@@ -41,7 +44,16 @@ class Node:
     name: str
     url: str
     api: Broker
-    pid: int
+    kind: str  # "pid" (a local node) or "container"
+    handle: str  # its pid, or its container's name
+    container: object = None  # docker-py's, found beforehand: the kill then lands at once
+
+    def kill(self):
+        """As a crash would: kill -9 PID, or docker kill CONTAINER (SIGKILL too)."""
+        if self.container:
+            self.container.kill("SIGKILL")
+        else:
+            os.kill(int(self.handle), signal.SIGKILL)
 
 
 @dataclass
@@ -58,8 +70,11 @@ class Observed:
     left_in_queue: int | None = None  # once the workers stopped: unacked ones come back
     without_majority: str = ""  # what publish_many() said with two nodes of three dead
     command_code: int | None = None
-    folder: str = ""
-    pids: list = field(default_factory=list)
+    owner: int = 0  # the pid of tools/cluster.py: its containers and network are labelled so
+    path: str = ""  # "local" or "container", as cluster.py printed
+    folder: str = ""  # the local nodes'
+    network: str = ""  # the containers'
+    nodes: list = field(default_factory=list)  # Node, as printed
     transcripts: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)  # what -> seconds since the start
     began: float = field(default_factory=time.monotonic)
@@ -81,9 +96,11 @@ def lose_the_leader():
     try:
         command.wait_for_line(READY, timeout=3 * BOOT_TIMEOUT)
         seen.mark("cluster up")
-        nodes = [parse(line) for line in command.stdout if NODE.match(line)]
-        seen.folder = command.stdout[1].rsplit(" in ", 1)[1]
-        seen.pids = [node.pid for node in nodes]
+        seen.owner = command.process.pid
+        nodes = seen.nodes = [parse(line) for line in command.stdout if NODE.match(line)]
+        seen.path = "container" if nodes[0].kind == "container" else "local"
+        up = next(UP.match(line) for line in command.stdout if UP.match(line))
+        seen.folder, seen.network = up.groups("")
         run_the_workers(start, nodes, seen)
         seen.mark("no-majority checked")
     finally:
@@ -93,14 +110,25 @@ def lose_the_leader():
             seen.command_code = command.stop(signal.SIGINT, timeout=60)
             seen.mark("cluster stopped")
         finally:
-            command.kill()  # if even Ctrl-C did not stop it: its nodes die with it
+            if command.process.poll() is None:  # even Ctrl-C did not stop it
+                command.kill()  # its local nodes die with it, its containers do not
+                if seen.path != "local":  # containers, or not known yet
+                    remove_left(command.process.pid)
     seen.transcripts["cluster-command"] = ["$ python tools/cluster.py", *command.stdout]
     return seen
 
 
+def remove_left(pid):
+    try:
+        remove_owned(pid)
+    except BrokerUnavailable:  # no Docker engine here: no containers either
+        pass
+
+
 def parse(line):
-    number, name, url, api_url, pid = NODE.match(line).groups()
-    return Node(name, url, Broker(url, api_url), int(pid))
+    number, name, url, api_url, kind, handle = NODE.match(line).groups()
+    found = engine(timeout=60).containers.get(handle) if kind == "container" else None
+    return Node(name, url, Broker(url, api_url), kind, handle, found)
 
 
 def run_the_workers(start, nodes, seen):
@@ -121,8 +149,8 @@ def run_the_workers(start, nodes, seen):
     doomed = workers[0 if seen.leader == 0 else 1]  # the worker on the leader's node
     producer = start_on(seen.leader, "workers/producer.py", "-n", str(MESSAGES))
     wait_until(lambda: len(producer.sent()) >= KILL_AFTER, "half sent", producer)
-    os.kill(nodes[seen.leader].pid, signal.SIGKILL)
-    killed = time.monotonic()
+    killed = time.monotonic()  # from the kill asked: docker kill returns once it is dead
+    nodes[seen.leader].kill()
     seen.mark("leader killed")
     doomed.wait_for_line(RECONNECTED, timeout=RIDE_THROUGH)
     seen.reconnected_after = time.monotonic() - killed
@@ -149,7 +177,7 @@ def run_the_workers(start, nodes, seen):
     with Queue(from_node(alive[0]), None) as observer:
         declared = observer.channel.queue_declare("task_queue", passive=True)
         seen.left_in_queue = declared.method.message_count
-    os.kill(nodes[alive[0]].pid, signal.SIGKILL)  # one node of three left: no majority
+    nodes[alive[0]].kill()  # one node of three left: no majority
     try:
         publish_many(from_node(alive[1]), "task_queue", ["x"], timeout=NO_MAJORITY_WAIT)
         seen.without_majority = "confirmed"
@@ -199,16 +227,28 @@ def excerpt(lines, around=2):
 # message depends on when the producer's retry meets the election of a new leader.
 MAY_VARY = {" [!] The broker refused a message (nack): sending it again"}
 NUMBERS = re.compile(r"\d+")
+# What tools/cluster.py prints differently when its nodes are containers and when they are
+# local nodes: where they are, their names, how to kill one or run rabbitmqctl on node 1.
+# Written alike, so that a run on either has the shape of the documents' transcript. No
+# line of the workers' or the producer's matches these.
+BY_PATH = [
+    (r"^( \[\*\] The cluster is up, in ).+$", r"\1<a folder, or containers>"),
+    (r"\bnode\d+-\d+@localhost\b|\brabbit@rmq\d+-\d+\b", "<node>"),
+    (r"  (?:pid \d+|container rmq\d+-\d+)$", "  <pid, or container>"),
+    (r"^( \[\*\] rabbitmqctl on node 1)\b.*:$", r"\1 <where>:"),
+    (r"^     .*\brabbitmqctl (?:.+ )?(list_queues .+)$", r"     <rabbitmqctl on node 1> \1"),
+    (r"^( \[\*\] To make a node die: )(?:kill -9 PID|docker kill CONTAINER)$", r"\1<kill>"),
+]
 
 
 def shape(lines):
     """What every run of the scenario prints alike: its notices (" [*]", " [!]") in order,
-    and the set of its lines, every number (message, time, port, pid) written N."""
-    lines = [
-        NUMBERS.sub("N", re.sub(r"rabbitmq-cluster-\S+", "rabbitmq-cluster-<id>", line))
-        for line in lines
-        if line not in MAY_VARY
-    ]
+    and the set of its lines, every number (message, time, port, pid) written N, and what
+    differs between containers and local nodes (BY_PATH) written alike."""
+    lines = [line for line in lines if line not in MAY_VARY]
+    for pattern, alike in BY_PATH:
+        lines = [re.sub(pattern, alike, line) for line in lines]
+    lines = [NUMBERS.sub("N", line) for line in lines]
     notices = [line for line in lines if line.startswith((" [*]", " [!]"))]
     in_order = [line for i, line in enumerate(notices) if i == 0 or line != notices[i - 1]]
     return in_order, sorted(set(lines))
