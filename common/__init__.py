@@ -3,7 +3,8 @@
 ``Queue`` talks to one queue, ``Exchange`` to an exchange and the queue bound
 to it; ``cli`` parses the options every script takes and turns broker errors
 into one ``error:`` line. Each file has one job: ``connection``, ``publishing``,
-``consuming``, ``topology`` (Queue and Exchange), ``rpc`` and ``bulk``.
+``consuming``, ``poison`` (what consuming sets aside), ``topology`` (Queue and
+Exchange), ``rpc`` and ``bulk``.
 """
 
 from common.connection import BrokerError

@@ -3,7 +3,6 @@ I/O thread (receive()) keeps the connection and its heartbeats; a worker thread 
 callback(), in order; the acks go back to the I/O thread (pika is not thread-safe)."""
 
 import contextlib
-import copy
 import functools
 import logging
 import os
@@ -11,29 +10,21 @@ import queue
 import signal
 import sys
 import threading
+import time
 
 import pika
 
-from common.connection import RECONNECTED, Connection
+from common.connection import RECONNECTED, BrokerError, Connection
+from common.poison import failed
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 3  # deliveries of a message whose callback fails, before it is set aside
-DEAD_LETTERS = "dead_letters"
 READY = " [*] Waiting for messages. To exit press CTRL+C"  # once consuming
 DONE = " [x] Done"  # a worker, once a task is done
-
-
-def attempts(method, properties, counted: bool) -> tuple[int, int]:
-    """Which delivery of the message this is, and the last one it gets. A quorum queue
-    (counted) counts the deliveries that came back, in x-delivery-count: rejected, or
-    held by a consumer that stopped or lost its connection. A classic queue counts none
-    (RabbitMQ 3.10 to 4.3): it says only whether it delivered the message before, for
-    whatever reason, so there a message gets two."""
-    count = (properties.headers or {}).get("x-delivery-count")
-    if count is not None or counted:
-        return (count or 0) + 1, MAX_ATTEMPTS
-    return (2 if method.redelivered else 1), 2
+TIMED_OUT = (  # one line on every version: RabbitMQ 4.3 cancels, older ones close the channel
+    "a message was not acknowledged within the broker's consumer_timeout (30 minutes by "
+    "default): the broker took it back and ended the subscription to {queue!r}"
+)
 
 
 class Consumer(Connection):
@@ -44,7 +35,7 @@ class Consumer(Connection):
     queue: str | None = None  # and its name, once declared
 
     def __init__(self, url: str, *, prefetch: int = 10, **options):
-        self.prefetch = prefetch
+        self.prefetch, self.held = prefetch, 0  # held: delivered on this channel, not settled
         self.stopping: threading.Event = threading.Event()
         self.outbox: list = []  # (channel, delivery tag or function) for the I/O thread
         self.outbox_lock = threading.Lock()
@@ -55,16 +46,13 @@ class Consumer(Connection):
         raise NotImplementedError
 
     def stop(self) -> None:
-        """Stop receive() soon, from any thread (a signal handler only sets the flag: this
-        takes pika's locks); what is not acked goes back to the queue."""
+        """Stop receive() soon, from any thread; a signal handler only sets the flag (locks)."""
         self.stopping.set()
         with contextlib.suppress(pika.exceptions.AMQPError):  # closed: nothing to stop
             self.connection.add_callback_threadsafe(self.tick)  # now, not at the next tick
 
     def receive(self) -> None:
-        """Consume until SIGINT or SIGTERM (or stop()), calling callback() per message.
-        A lost connection is opened again, and consuming goes on; so does a consumer
-        that the broker cancelled (its queue deleted, say), once declared again."""
+        """Call callback() per message until stopped; go on after a lost connection or a cancel."""
         handlers = {}
         if threading.current_thread() is threading.main_thread():
             # The signal only raises a flag: an exception raised in the middle of
@@ -75,6 +63,10 @@ class Consumer(Connection):
         threading.Thread(target=self.work, daemon=True).start()
         try:
             self.consume()
+        except pika.exceptions.ChannelClosedByBroker as error:  # before 4.3: consumer_timeout?
+            if "delivery acknowledgement" in error.reply_text:
+                raise BrokerError(TIMED_OUT.format(queue=self.queue)) from None
+            raise
         finally:
             for stop, handler in handlers.items():
                 signal.signal(stop, handler)
@@ -91,6 +83,8 @@ class Consumer(Connection):
                 self.channel.start_consuming()  # until a tick stops it, or the broker cancels
                 if self.stopping.is_set():
                     return  # stopped: close() gives back what is unacked
+                if self.timed_out():
+                    raise BrokerError(TIMED_OUT.format(queue=self.queue))
                 log.info(
                     f" [!] The broker cancelled the subscription to {self.queue!r} (was the "
                     "queue deleted?): subscribing again"
@@ -100,6 +94,7 @@ class Consumer(Connection):
                 if self.stopping.is_set():
                     return  # lost while stopping: stopped all the same
             self.open()  # the tasks of the lost channel are dropped: see work()
+            self.held = 0
             log.info(RECONNECTED)
 
     def tick(self) -> None:
@@ -111,7 +106,30 @@ class Consumer(Connection):
             self.connection.call_later(0.2, self.tick)
 
     def on_message(self, channel, method, properties, body) -> None:
+        if not self.held:
+            self.held_since = time.monotonic()
+        self.held += 1  # until flush() settles it
         self.tasks.put((channel, method, properties, body))
+
+    def timed_out(self) -> bool:
+        """Whether the broker cancelled for a consumer_timeout (RabbitMQ 4.3 cancels; older
+        versions close the channel): a delivery held a while, and the queue still there.
+        A deleted queue is gone a moment after its cancel: give it a second to go."""
+        if not self.held or time.monotonic() - self.held_since < 1:
+            return False
+        for _ in range(10):
+            if not self.queue_exists(self.queue):
+                return False
+            self.connection.sleep(0.1)
+        return True
+
+    def queue_exists(self, name: str | None) -> bool:
+        probe = self.connection.channel()  # a passive declaration only asks; a 404 closes it
+        with contextlib.suppress(pika.exceptions.ChannelClosedByBroker):
+            probe.queue_declare(name, passive=True)
+            probe.close()
+            return True
+        return False
 
     def work(self) -> None:
         """The worker thread: handle() each message, in order, off the I/O thread."""
@@ -128,13 +146,12 @@ class Consumer(Connection):
     def handle(self, channel, method, properties, body):
         """Run callback(); return the delivery tag to ack, or what to do instead."""
         try:
-            # errors="replace": a body that is not UTF-8 is shown, not a crash.
-            self.callback(body.decode("utf-8", errors="replace"))
+            self.callback(body.decode("utf-8", errors="replace"))  # not UTF-8: shown, no crash
             return method.delivery_tag  # only now: the work is done
         except BrokenPipeError:
             raise
         except Exception as error:  # whatever the callback raised: again, or set aside
-            return functools.partial(self.failed, channel, method, properties, body, error)
+            return functools.partial(failed, self, channel, method, properties, body, error)
 
     def settle(self, channel, done) -> None:
         """Hand done (a delivery tag to ack, or a function) to the I/O thread."""
@@ -151,6 +168,7 @@ class Consumer(Connection):
             done, self.outbox = self.outbox, []
         last = None  # (channel, tag): acks not sent yet
         for channel, then in done:
+            self.held -= channel is self.channel
             if last and (channel is not last[0] or not isinstance(then, int)):
                 self.ack(*last)
                 last = None
@@ -165,33 +183,3 @@ class Consumer(Connection):
     def ack(channel, delivery_tag) -> None:  # this one and all before it
         if channel.is_open:  # else it was lost, and the broker delivers them again
             channel.basic_ack(delivery_tag, multiple=True)
-
-    def failed(self, channel, method, properties, body, error) -> None:
-        """The callback raised: give the message back (rejected, so that RabbitMQ counts
-        the failed delivery), or after MAX_ATTEMPTS set it aside in DEAD_LETTERS, with why."""
-        counted = self.queue_type == "quorum" and bool(self.queue_name)  # server-named: classic
-        attempt, limit = attempts(method, properties, counted)
-        last = attempt >= limit
-        fate = f"it goes to the queue {DEAD_LETTERS!r}" if last else "it goes back to the queue"
-        log.warning(f"failed ({error!r}), attempt {attempt} of {limit}: {fate}")
-        if not last:
-            channel.basic_reject(method.delivery_tag, requeue=True)
-            return
-        aside = copy.copy(properties)  # the same message: its id, type, reply_to and the rest
-        headers = {k: v for k, v in (properties.headers or {}).items() if k != "x-delivery-count"}
-        why = {"error": repr(error)[:500], "queue": self.queue, "attempts": attempt}
-        aside.headers, aside.delivery_mode = {**headers, **why}, pika.DeliveryMode.Persistent.value
-        probe = self.connection.channel()
-        try:
-            probe.queue_declare(DEAD_LETTERS, passive=True)  # there already, of whatever type
-        except pika.exceptions.ChannelClosedByBroker:
-            self.declare_queue(DEAD_LETTERS)  # not yet: this side's type
-        finally:
-            if probe.is_open:
-                probe.close()
-        try:
-            channel.basic_publish("", DEAD_LETTERS, body, aside)
-        except pika.exceptions.NackError:  # not taken (a quorum queue electing a leader)
-            channel.basic_reject(method.delivery_tag, requeue=True)  # try again later
-            return
-        channel.basic_ack(method.delivery_tag)

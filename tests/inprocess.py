@@ -83,6 +83,12 @@ class Seen:
             return list(self.items)
 
 
+def broker_version(broker):
+    """(major, minor) of the RabbitMQ under test, as its management API says."""
+    version = json.loads(broker.api("GET", "/api/overview"))["rabbitmq_version"]
+    return tuple(int(part) for part in version.split(".")[:2])
+
+
 def queue_info(broker, url, name):
     """The management API's view of a queue: its type, durability and the rest."""
     vhost = urllib.parse.quote(pika.URLParameters(url).virtual_host, safe="")

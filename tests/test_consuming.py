@@ -2,7 +2,6 @@
 and a lost connection; checked on the broker itself."""
 
 import collections
-import json
 import logging
 import threading
 import time
@@ -15,6 +14,7 @@ from inprocess import (
     Call,
     Consuming,
     Seen,
+    broker_version,
     get_all,
     queue_info,
     ready_messages,
@@ -23,7 +23,7 @@ from inprocess import (
 
 from common import Queue
 from common.connection import RECONNECTED
-from common.consuming import DEAD_LETTERS, MAX_ATTEMPTS
+from common.poison import DEAD_LETTERS, MAX_ATTEMPTS
 
 
 def wait_until_acked(broker, url, queue, timeout=TIMEOUT):
@@ -38,11 +38,6 @@ def wait_until_acked(broker, url, queue, timeout=TIMEOUT):
             return
         assert time.monotonic() < deadline, f"{queue!r} still holds messages: {listed}"
         time.sleep(0.2)  # a poll interval, bounded by the deadline above
-
-
-def broker_version(broker):
-    version = json.loads(broker.api("GET", "/api/overview"))["rabbitmq_version"]
-    return tuple(int(part) for part in version.split(".")[:2])
 
 
 def send(url, queue, *bodies, **properties):
@@ -193,9 +188,9 @@ def test_a_stopped_consumer_starts_no_callback_and_gives_every_message_back(amqp
 
 def test_a_channel_the_broker_closes_ends_receive_with_the_brokers_reason(amqp_url, queue_type):
     """Neither silence nor a reconnecting loop: when the broker closes the consumer's
-    channel (in real life a delivery not acked within consumer_timeout; here an ack for a
-    delivery it never made), receive() raises the broker's reason, which run() prints as
-    an error: line, and the message held goes back to the queue."""
+    channel (here for an ack of a delivery it never made; a consumer_timeout has a test
+    of its own, in test_workers.py), receive() raises the broker's reason, which run()
+    prints as an error: line, and the message held goes back to the queue."""
     send(amqp_url, "closed", "held")
     consumer = Holding(amqp_url, "closed", prefetch=1)
     receiving = Call(consumer.receive)

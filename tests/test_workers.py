@@ -7,9 +7,11 @@ from collections import Counter
 
 import pika
 import pytest
-from processes import wait_until
+from inprocess import broker_version, ready_messages
+from processes import TIMEOUT, wait_until
 
 from common.connection import RECONNECTED
+from common.consuming import DONE
 
 
 def start_worker(start, delay):
@@ -84,3 +86,49 @@ def test_a_worker_whose_queue_is_deleted_says_so_and_goes_on(start, broker, amqp
     sent = produce(start, 2)
     assert worker.wait_received(2) == sent
     assert worker.stop() == 0 and worker.stderr == []
+
+
+@pytest.fixture
+def consumer_timeout(broker, amqp_url):
+    """A consumer_timeout of 3 s for the test's queues. RabbitMQ 4.3 takes it from a policy
+    (per virtual host); older versions from the node's settings, which a test changes at run
+    time (checked every channel_tick_interval: one second, not a minute). Put back after."""
+    vhost = urllib.parse.quote(pika.URLParameters(amqp_url).virtual_host, safe="")
+    if broker_version(broker) >= (4, 3):
+        policy = {"pattern": ".*", "definition": {"consumer-timeout": 3000}, "apply-to": "queues"}
+        broker.api("PUT", f"/api/policies/{vhost}/timeout", policy)
+        yield
+        return
+    tick = broker.ctl("eval", "application:get_env(rabbit, channel_tick_interval).").strip()
+    broker.ctl("eval", "application:set_env(rabbit, consumer_timeout, 3000).")
+    broker.ctl("eval", "application:set_env(rabbit, channel_tick_interval, 1000).")
+    try:
+        yield
+    finally:
+        broker.ctl("eval", "application:set_env(rabbit, consumer_timeout, 1800000).")
+        if tick == "undefined":
+            broker.ctl("eval", "application:unset_env(rabbit, channel_tick_interval).")
+        else:  # {ok,N}
+            value = tick.strip("{}").split(",")[1]
+            broker.ctl("eval", f"application:set_env(rabbit, channel_tick_interval, {value}).")
+
+
+def test_a_task_longer_than_the_consumer_timeout_ends_the_worker_once(
+    start, broker, amqp_url, queue_type, consumer_timeout
+):
+    """A task of 6 s, a consumer_timeout of 3 s: the broker takes the task back (RabbitMQ
+    4.3 cancels the subscription, older versions close the channel). The worker says so
+    in one line that names consumer_timeout and exits 1, having worked on the task once,
+    not again and again; the task waits for another worker. On 4.3 a classic queue has no
+    consumer timeout any more: the task is simply done."""
+    worker = start_worker(start, 6)
+    [task] = produce(start, 1)
+    if queue_type == "classic" and broker_version(broker) >= (4, 3):
+        worker.wait_for_line(DONE, timeout=6 + TIMEOUT)
+        assert worker.stop() == 0 and worker.stderr == [], worker.describe()
+        return
+    assert worker.wait(TIMEOUT) == 1, worker.describe()
+    assert worker.received() == [task]  # once
+    assert len(worker.stderr) == 1 and "consumer_timeout" in worker.stderr[0], worker.describe()
+    assert worker.stderr[0].startswith("error: a message was not acknowledged within")
+    assert ready_messages(amqp_url, "task_queue") == 1

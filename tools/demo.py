@@ -34,7 +34,7 @@ from transcripts import Recorder
 
 from common.cli import DEFAULT_URL
 from common.connection import broker_urls, reason, without_password
-from common.consuming import DEAD_LETTERS
+from common.poison import DEAD_LETTERS
 
 COLOURS = ["cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta"]
 
