@@ -136,7 +136,9 @@ def test_it_refuses_a_queue_in_use_and_leaves_its_messages(amqp_url):
         mine.send("a message of the reader's own")
     run = demo("basic", url=amqp_url)
     assert run.wait(TIMEOUT) == 1, run.describe()
-    assert "the queue 'basic'" in "\n".join(run.stdout) and "is in use" in "\n".join(run.stdout)
+    said = "\n".join(run.stdout)
+    assert "the queue 'basic'" in said and "is in use (1 message, 0 consumers)" in said
+    assert "`make clean-broker` deletes" in said
     assert ready_messages(amqp_url, "basic") == 1
 
 

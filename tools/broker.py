@@ -186,12 +186,17 @@ def claim(url, names):
         if kind == "queue" and (state.message_count or state.consumer_count):
             raise BrokerUnavailable(
                 f"the queue {name!r} at {without_password(url)} is in use "
-                f"({state.message_count} messages, {state.consumer_count} consumers), and "
-                "this would take them: stop its consumers and empty it, or set AMQP_URL to "
-                "another virtual host, or to an address where no broker answers (then a "
-                "throwaway one is started)"
+                f"({counted(state.message_count, 'message')}, "
+                f"{counted(state.consumer_count, 'consumer')}), and this would take them: "
+                "stop its consumers, then `make clean-broker` deletes the patterns' queues "
+                "and exchanges there; or set AMQP_URL to another virtual host, or to an "
+                "address where no broker answers (then a throwaway one is started)"
             )
     return set(names) - set(there)
+
+
+def counted(n, thing):
+    return f"{n} {thing}" + ("" if n == 1 else "s")
 
 
 def release(url, names, missing):
