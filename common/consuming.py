@@ -10,7 +10,6 @@ import queue
 import signal
 import sys
 import threading
-import time
 
 import pika
 
@@ -35,7 +34,9 @@ class Consumer(Connection):
     queue: str | None = None  # and its name, once declared
 
     def __init__(self, url: str, *, prefetch: int = 10, **options):
-        self.prefetch, self.held = prefetch, 0  # held: delivered on this channel, not settled
+        self.prefetch, self.timed_out = prefetch, False
+        self.held: dict = {}  # delivery tag -> (body, message id): on this channel, in work
+        self.taken: set = set()  # what was held when the broker cancelled: see on_message()
         self.stopping: threading.Event = threading.Event()
         self.outbox: list = []  # (channel, delivery tag or function) for the I/O thread
         self.outbox_lock = threading.Lock()
@@ -83,18 +84,19 @@ class Consumer(Connection):
                 self.channel.start_consuming()  # until a tick stops it, or the broker cancels
                 if self.stopping.is_set():
                     return  # stopped: close() gives back what is unacked
-                if self.timed_out():
+                if self.timed_out:  # see on_message()
                     raise BrokerError(TIMED_OUT.format(queue=self.queue))
                 log.info(
-                    f" [!] The broker cancelled the subscription to {self.queue!r} (was the "
-                    "queue deleted?): subscribing again"
+                    f" [!] The broker cancelled the subscription to {self.queue!r} (its queue "
+                    "deleted, or a consumer_timeout?): subscribing again"
                 )
+                self.taken = set(self.held.values())
                 self.close()
             except pika.exceptions.AMQPConnectionError:
                 if self.stopping.is_set():
                     return  # lost while stopping: stopped all the same
             self.open()  # the tasks of the lost channel are dropped: see work()
-            self.held = 0
+            self.held = {}
             log.info(RECONNECTED)
 
     def tick(self) -> None:
@@ -106,30 +108,16 @@ class Consumer(Connection):
             self.connection.call_later(0.2, self.tick)
 
     def on_message(self, channel, method, properties, body) -> None:
-        if not self.held:
-            self.held_since = time.monotonic()
-        self.held += 1  # until flush() settles it
+        """On the I/O thread. A message held when the broker cancelled, delivered again:
+        the cancel was RabbitMQ 4.3's consumer_timeout, which took it back (a deleted
+        queue's messages are gone). Subscribing again would time out again, forever."""
+        seen = (body, properties.message_id)
+        if method.redelivered and seen in self.taken:
+            self.timed_out = True
+            channel.stop_consuming()  # not worked on again: closing gives it back
+            return
+        self.held[method.delivery_tag] = seen  # until its callback returns
         self.tasks.put((channel, method, properties, body))
-
-    def timed_out(self) -> bool:
-        """Whether the broker cancelled for a consumer_timeout (RabbitMQ 4.3 cancels; older
-        versions close the channel): a delivery held a while, and the queue still there.
-        A deleted queue is gone a moment after its cancel: give it a second to go."""
-        if not self.held or time.monotonic() - self.held_since < 1:
-            return False
-        for _ in range(10):
-            if not self.queue_exists(self.queue):
-                return False
-            self.connection.sleep(0.1)
-        return True
-
-    def queue_exists(self, name: str | None) -> bool:
-        probe = self.connection.channel()  # a passive declaration only asks; a 404 closes it
-        with contextlib.suppress(pika.exceptions.ChannelClosedByBroker):
-            probe.queue_declare(name, passive=True)
-            probe.close()
-            return True
-        return False
 
     def work(self) -> None:
         """The worker thread: handle() each message, in order, off the I/O thread."""
@@ -138,7 +126,10 @@ class Consumer(Connection):
             if self.stopping.is_set() or not channel.is_open:
                 continue  # stopped, or its channel lost: the broker delivers it again
             try:
-                self.settle(channel, self.handle(channel, method, properties, body))
+                done = self.handle(channel, method, properties, body)
+                if channel is self.channel:
+                    self.held.pop(method.delivery_tag, None)
+                self.settle(channel, done)
             except BrokenPipeError:  # whoever read our output is gone (`consumer.py | head`)
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 self.stop()  # not the message's fault: it stays unacked
@@ -168,7 +159,6 @@ class Consumer(Connection):
             done, self.outbox = self.outbox, []
         last = None  # (channel, tag): acks not sent yet
         for channel, then in done:
-            self.held -= channel is self.channel
             if last and (channel is not last[0] or not isinstance(then, int)):
                 self.ack(*last)
                 last = None

@@ -1,6 +1,7 @@
 """Poison messages: a message whose callback keeps failing is set aside in DEAD_LETTERS,
 with why, instead of coming back forever. Consumer.handle() hands a failure to failed()."""
 
+import contextlib
 import copy
 import logging
 
@@ -39,7 +40,7 @@ def failed(consumer, channel, method, properties, body, error) -> None:
     headers = {k: v for k, v in (properties.headers or {}).items() if k != "x-delivery-count"}
     why = {"error": repr(error)[:500], "queue": consumer.queue, "attempts": attempt}
     aside.headers, aside.delivery_mode = {**headers, **why}, pika.DeliveryMode.Persistent.value
-    if not consumer.queue_exists(DEAD_LETTERS):  # if it is, of whatever type: as it is
+    if not exists(consumer.connection, DEAD_LETTERS):  # if it is, of whatever type: as it is
         consumer.declare_queue(DEAD_LETTERS)  # not yet: this side's type
     try:
         channel.basic_publish("", DEAD_LETTERS, body, aside)
@@ -47,3 +48,13 @@ def failed(consumer, channel, method, properties, body, error) -> None:
         channel.basic_reject(method.delivery_tag, requeue=True)  # try again later
         return
     channel.basic_ack(method.delivery_tag)
+
+
+def exists(connection, queue) -> bool:
+    """Whether the queue is there: a passive declaration only asks (a 404 closes it)."""
+    probe = connection.channel()
+    with contextlib.suppress(pika.exceptions.ChannelClosedByBroker):
+        probe.queue_declare(queue, passive=True)
+        probe.close()
+        return True
+    return False

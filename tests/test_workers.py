@@ -73,57 +73,69 @@ def test_a_worker_stopped_mid_task_exits_cleanly_and_gives_the_task_back(start, 
     assert start_worker(start, 0).wait_received(1) == sent
 
 
-def test_a_worker_whose_queue_is_deleted_says_so_and_goes_on(start, broker, amqp_url, queue_type):
-    """The broker cancels the consumers of a deleted queue: the worker declares it again."""
-    worker = start_worker(start, 0)
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "busy"])
+def test_a_worker_whose_queue_is_deleted_says_so_and_goes_on(
+    start, broker, amqp_url, queue_type, busy
+):
+    """The broker cancels the consumers of a deleted queue: the worker declares it again.
+    Busy with a task then, it goes on too: the task went with the queue, and does not come
+    back as a timed-out one would (test_a_task_longer_than_the_consumer_timeout_...)."""
+    worker = start_worker(start, 3 if busy else 0)
+    if busy:
+        produce(start, 1)
+        worker.wait_received(1)  # and working on it for 3 s
     vhost = urllib.parse.quote(pika.URLParameters(amqp_url).virtual_host, safe="")
     broker.api("DELETE", f"/api/queues/{vhost}/task_queue")
     worker.wait_for_line(
-        " [!] The broker cancelled the subscription to 'task_queue' (was the queue deleted?): "
-        "subscribing again"
+        " [!] The broker cancelled the subscription to 'task_queue' (its queue deleted, or a "
+        "consumer_timeout?): subscribing again"
     )
     worker.wait_for_line(RECONNECTED)
+    before = worker.received()
     sent = produce(start, 2)
-    assert worker.wait_received(2) == sent
+    assert worker.wait_received(len(before) + 2) == before + sent
     assert worker.stop() == 0 and worker.stderr == []
 
 
 @pytest.fixture
 def consumer_timeout(broker, amqp_url):
-    """A consumer_timeout of 3 s for the test's queues. RabbitMQ 4.3 takes it from a policy
-    (per virtual host); older versions from the node's settings, which a test changes at run
-    time (checked every channel_tick_interval: one second, not a minute). Put back after."""
+    """A consumer_timeout of 3 s for the test's queues: on RabbitMQ 4.3 a policy of the
+    test's virtual host. Before 4.3 a channel checks its deliveries only every
+    channel_tick_interval (a minute), a node setting: so both are set on the node, at run
+    time, and put back after (the tests run one at a time on each broker)."""
     vhost = urllib.parse.quote(pika.URLParameters(amqp_url).virtual_host, safe="")
     if broker_version(broker) >= (4, 3):
         policy = {"pattern": ".*", "definition": {"consumer-timeout": 3000}, "apply-to": "queues"}
         broker.api("PUT", f"/api/policies/{vhost}/timeout", policy)
         yield
         return
-    tick = broker.ctl("eval", "application:get_env(rabbit, channel_tick_interval).").strip()
-    broker.ctl("eval", "application:set_env(rabbit, consumer_timeout, 3000).")
-    broker.ctl("eval", "application:set_env(rabbit, channel_tick_interval, 1000).")
+    settings = {"consumer_timeout": 3000, "channel_tick_interval": 1000}
+    before = {name: broker.ctl("eval", f"application:get_env(rabbit, {name}).").strip()
+              for name in settings}  # fmt: skip
+    for name, value in settings.items():
+        broker.ctl("eval", f"application:set_env(rabbit, {name}, {value}).")
     try:
         yield
     finally:
-        broker.ctl("eval", "application:set_env(rabbit, consumer_timeout, 1800000).")
-        if tick == "undefined":
-            broker.ctl("eval", "application:unset_env(rabbit, channel_tick_interval).")
-        else:  # {ok,N}
-            value = tick.strip("{}").split(",")[1]
-            broker.ctl("eval", f"application:set_env(rabbit, channel_tick_interval, {value}).")
+        for name, was in before.items():  # "undefined", or "{ok,N}"
+            if was == "undefined":
+                broker.ctl("eval", f"application:unset_env(rabbit, {name}).")
+            else:
+                broker.ctl("eval", f"application:set_env(rabbit, {name}, {was[4:-1]}).")
 
 
 def test_a_task_longer_than_the_consumer_timeout_ends_the_worker_once(
     start, broker, amqp_url, queue_type, consumer_timeout
 ):
-    """A task of 6 s, a consumer_timeout of 3 s: the broker takes the task back (RabbitMQ
+    """A task of 30 s, a consumer_timeout of 3 s: the broker takes the task back (RabbitMQ
     4.3 cancels the subscription, older versions close the channel). The worker says so
     in one line that names consumer_timeout and exits 1, having worked on the task once,
     not again and again; the task waits for another worker. On 4.3 a classic queue has no
     consumer timeout any more: the task is simply done."""
-    worker = start_worker(start, 6)
+    no_deadline = queue_type == "classic" and broker_version(broker) >= (4, 3)
+    worker = start_worker(start, 6 if no_deadline else 30)  # 30: it ends long before
     [task] = produce(start, 1)
-    if queue_type == "classic" and broker_version(broker) >= (4, 3):
+    if no_deadline:
         worker.wait_for_line(DONE, timeout=6 + TIMEOUT)
         assert worker.stop() == 0 and worker.stderr == [], worker.describe()
         return

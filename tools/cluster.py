@@ -89,7 +89,14 @@ class Cluster:
         names = [f"rmq{i}-{pid}" for i in range(1, size + 1)]
         config = JOINING.format(f"rabbit@{names[0]}")  # each node is rabbit@ its hostname
         for i, name in enumerate(names):
-            node = Container(image(), False, self.network, name, config, cookie=self.cookie)
+            node = Container(
+                image(),
+                tls=False,
+                network=self.network,
+                hostname=name,
+                config=config,
+                cookie=self.cookie,
+            )
             node.container.with_name(name)  # so a reader can say docker kill rmq1-...
             self.nodes.append(node)
             node.start(wait=i == 0)

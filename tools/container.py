@@ -8,8 +8,10 @@ remove it ourselves (so no reaper container is needed, nor pulled), and we conne
 127.0.0.1 whatever testcontainers guesses about the host.
 """
 
+import contextlib
 import os
 import shutil
+import sys
 import tempfile
 import time
 
@@ -37,23 +39,43 @@ def engine(timeout=5):
 
 
 def ensure_image(image):
-    """Return if the engine has image or can pull it; else BrokerUnavailable saying why."""
+    """Return if the engine has image or can pull it; else BrokerUnavailable saying why.
+    Any error of the engine's, or of the way to it, is a reason: never a traceback."""
+    client = engine()
     import docker
 
-    client = engine()
     try:
         client.images.get(image)
         return
     except docker.errors.ImageNotFound:
         pass
-    except docker.errors.DockerException as error:
+    except Exception as error:
         raise BrokerUnavailable(f"Docker cannot inspect {image} ({first_line(error)})") from None
+    print(f"Pulling {image} (Docker does not have it) ...", file=sys.stderr, flush=True)
     try:
         engine(timeout=600).images.pull(image)
-    except docker.errors.DockerException as error:
+    except Exception as error:
         raise BrokerUnavailable(
             f"Docker has no {image} and cannot pull it ({first_line(error)})"
         ) from None
+
+
+def reap():
+    """Remove the containers and networks whose owner process is gone: a test run killed
+    (SIGKILL, out of memory) cannot remove its own, and no reaper container is pulled."""
+    client, ours = engine(), {"label": OWNER}
+    for container in client.containers.list(all=True, filters=ours):
+        if gone(container.labels[OWNER]):
+            with contextlib.suppress(Exception):  # another run's reap() took it first
+                container.remove(force=True, v=True)
+    for network in client.networks.list(filters=ours):
+        if gone(network.attrs["Labels"][OWNER]):
+            with contextlib.suppress(Exception):
+                network.remove()
+
+
+def gone(pid):
+    return not os.path.exists(f"/proc/{pid}")
 
 
 def first_line(error):
@@ -110,12 +132,21 @@ class Container(Node):
         )
         self.started = False
 
+    @property
+    def wrapped(self):
+        """docker-py's container, which testcontainers wraps: kill, stop, start, exec."""
+        return self.container.get_wrapped_container()
+
     def start(self, wait=True):
+        reap()
         try:
             self.container.start()
         except Exception as error:  # the engine refused: a port, the image, a network
             self.stop()
             raise BrokerUnavailable(f"the container did not start: {first_line(error)}") from None
+        except BaseException:  # Ctrl-C: no guest/guest broker left behind
+            self.stop()
+            raise
         self.started = True
         if wait:
             self.wait_started()
@@ -129,9 +160,12 @@ class Container(Node):
             log = self.log_tail()
             self.stop()
             raise BrokerUnavailable(f"{error}; its log: {log}") from None
+        except BaseException:
+            self.stop()
+            raise
 
     def running(self):
-        wrapped = self.container.get_wrapped_container()
+        wrapped = self.wrapped
         wrapped.reload()
         return wrapped.status == "running"
 
@@ -139,7 +173,7 @@ class Container(Node):
         """Run rabbitmqctl in the container, as the rabbitmq user (root could leave the
         Erlang cookie root's); return what it printed on stdout."""
         cookie = ["--erlang-cookie", self.cookie] if self.cookie else []
-        code, (out, err) = self.container.get_wrapped_container().exec_run(
+        code, (out, err) = self.wrapped.exec_run(
             ["timeout", str(timeout), "rabbitmqctl", *cookie, *args], user="rabbitmq", demux=True
         )
         out, err = (out or b"").decode(), (err or b"").decode()
@@ -149,18 +183,18 @@ class Container(Node):
 
     def log(self):
         """What the node wrote: the image logs to the console (log.console)."""
-        return self.container.get_wrapped_container().logs().decode(errors="replace")
+        return self.wrapped.logs().decode(errors="replace")
 
     def log_tail(self, size=2000):
         try:
-            return self.container.get_wrapped_container().logs(tail=40).decode()[-size:]
+            return self.wrapped.logs(tail=40).decode()[-size:]
         except Exception as error:  # gone already
             return f"(no log: {first_line(error)})"
 
     def shut_down(self, kill=False, timeout=30):
         """Stop the container: cleanly (docker stop) or at once (kill: SIGKILL, as a
         crash). It keeps its data, hostname and ports for start_again()."""
-        wrapped = self.container.get_wrapped_container()
+        wrapped = self.wrapped
         if kill:
             wrapped.kill("SIGKILL")
             wrapped.wait(timeout=timeout)
@@ -169,13 +203,13 @@ class Container(Node):
 
     def start_again(self):
         """Start the container that shut_down() stopped, with its data, name and ports."""
-        self.container.get_wrapped_container().start()
+        self.wrapped.start()
         self.wait_until_listening(alive=self.running)
         wait_for_api(self, time.monotonic() + BOOT_TIMEOUT)
 
     def stop(self):
         """Remove the container, its anonymous volume and the copy of its CA."""
-        if self.container.get_wrapped_container() is not None:
+        if self.wrapped is not None:
             self.container.stop(force=True, delete_volume=True)
         if self.folder:
             shutil.rmtree(self.folder, ignore_errors=True)

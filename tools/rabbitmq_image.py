@@ -74,7 +74,7 @@ def build(suite, mirror_url):
             f"Building {REPOSITORY}:{suite} from Debian {suite}'s packages ({mirror_url}) ...",
             file=sys.stderr,
         )
-        log = os.path.join(root + ".log")
+        log = root + ".log"
         with open(log, "w") as output:
             done = subprocess.run(
                 ["debootstrap", "--variant=minbase", "--include=rabbitmq-server",
@@ -90,7 +90,7 @@ def build(suite, mirror_url):
             capture_output=True, text=True, check=True,
         ).stdout.split("-")[0]  # fmt: skip
         tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
-        docker(
+        imported = subprocess.run(["docker",
             "import",
             "-c", f"ENTRYPOINT {ENTRYPOINT}",
             "-c", "USER rabbitmq",
@@ -100,10 +100,12 @@ def build(suite, mirror_url):
             "-c", "EXPOSE 5672 5671 15672",
             "-c", "VOLUME /var/lib/rabbitmq",
             "-c", f"LABEL org.opencontainers.image.version={version}",
-            "-", f"{REPOSITORY}:{suite}",
-            stdin=tar.stdout, stdout=subprocess.DEVNULL,
+            "-", f"{REPOSITORY}:{suite}"],
+            stdin=tar.stdout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        tar.wait()
+        if tar.wait() != 0 or imported.returncode != 0:  # a partial image is not kept
+            subprocess.run(["docker", "rmi", f"{REPOSITORY}:{suite}"], capture_output=True)
+            sys.exit(f"error: docker import failed: {imported.stderr.strip()}")
         docker("tag", f"{REPOSITORY}:{suite}", f"{REPOSITORY}:{version}")
         return version
     finally:
