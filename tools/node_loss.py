@@ -162,21 +162,26 @@ def run_the_workers(start, nodes, seen):
         seen.sent_again = next(int(line.split()[0]) for line in again if line.endswith(" sent"))
     seen.sent = producer.sent()
 
-    def everything_done():  # a task still under way at Ctrl-C goes back to the queue
-        received = {body for w in workers for body in w.received()}
-        return set(seen.sent) <= received and all(map(idle, workers))
+    alive = [i for i in range(len(nodes)) if i != seen.leader]
+    with Queue(from_node(alive[0]), None) as observer:
 
-    wait_until(everything_done, "every sent task done", *workers, timeout=RIDE_THROUGH)
-    seen.mark("every task done")
-    seen.worker_codes = [worker.stop(signal.SIGINT) for worker in workers]
-    seen.mark("workers stopped")
+        def waiting():  # tasks in the queue, not delivered yet
+            return observer.channel.queue_declare("task_queue", passive=True).method.message_count
+
+        def everything_done():  # a task still under way at Ctrl-C goes back to the queue
+            received = {body for w in workers for body in w.received()}
+            # and none waits: a task sent twice (its first confirm lost with the leader), or
+            # given back by the killed node's worker, may come after every body was seen
+            return set(seen.sent) <= received and all(map(idle, workers)) and waiting() == 0
+
+        wait_until(everything_done, "every sent task done", *workers, timeout=RIDE_THROUGH)
+        seen.mark("every task done")
+        seen.worker_codes = [worker.stop(signal.SIGINT) for worker in workers]
+        seen.mark("workers stopped")
+        seen.left_in_queue = waiting()
     seen.received = [body for worker in workers for body in worker.received()]
     after = doomed.stdout[doomed.stdout.index(RECONNECTED) :]
     seen.received_after_reconnecting = sum(line.endswith(" received") for line in after)
-    alive = [i for i in range(len(nodes)) if i != seen.leader]
-    with Queue(from_node(alive[0]), None) as observer:
-        declared = observer.channel.queue_declare("task_queue", passive=True)
-        seen.left_in_queue = declared.method.message_count
     nodes[alive[0]].kill()  # one node of three left: no majority
     try:
         publish_many(from_node(alive[1]), "task_queue", ["x"], timeout=NO_MAJORITY_WAIT)
