@@ -47,13 +47,16 @@ class Consumer(Connection):
         raise NotImplementedError
 
     def stop(self) -> None:
-        """Stop receive() soon, from any thread; a signal handler only sets the flag (locks)."""
+        """Stop receive() soon, from any thread (a signal handler only sets the flag: this
+        takes pika's locks); what is not acked goes back to the queue."""
         self.stopping.set()
         with contextlib.suppress(pika.exceptions.AMQPError):  # closed: nothing to stop
             self.connection.add_callback_threadsafe(self.tick)  # now, not at the next tick
 
     def receive(self) -> None:
-        """Call callback() per message until stopped; go on after a lost connection or a cancel."""
+        """Consume until SIGINT or SIGTERM (or stop()), calling callback() per message.
+        A lost connection is opened again, and consuming goes on; so does a consumer that
+        the broker cancelled (its queue deleted, say), but not one that timed out."""
         handlers = {}
         if threading.current_thread() is threading.main_thread():
             # The signal only raises a flag: an exception raised in the middle of

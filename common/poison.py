@@ -15,10 +15,8 @@ DEAD_LETTERS = "dead_letters"
 
 def attempts(method, properties, counted: bool) -> tuple[int, int]:
     """Which delivery of the message this is, and the last one it gets. A quorum queue
-    (counted) counts the deliveries that came back, in x-delivery-count: rejected, or
-    held by a consumer that stopped or lost its connection. A classic queue counts none
-    (RabbitMQ 3.10 to 4.3): it says only whether it delivered the message before, for
-    whatever reason, so there a message gets two."""
+    (counted) counts in x-delivery-count the deliveries that came back: rejected, or held
+    by a consumer lost. A classic one counts none: only redelivered, so a message gets two."""
     count = (properties.headers or {}).get("x-delivery-count")
     if count is not None or counted:
         return (count or 0) + 1, MAX_ATTEMPTS
