@@ -76,7 +76,8 @@ class RpcClient(Connection):
         takes the requests; RpcTimeout if the replies do not all come within timeout.
         """
         try:
-            self.connection.process_data_events(time_limit=0)  # was it lost since the last?
+            if self.connection.is_open:  # else pika fails on its timer, not with a lost broker
+                self.connection.process_data_events(time_limit=0)  # lost since the last?
             lost = not self.channel.is_open  # closed by the broker (a message too large, say)
         except pika.exceptions.AMQPConnectionError:
             lost = True
