@@ -22,7 +22,7 @@ import time
 from json import loads
 
 from broker import BOOT_TIMEOUT, BrokerUnavailable
-from container import OWNER, Container, engine, first_line
+from container import MINE, OWNER, Container, engine, first_line
 from localnode import CTL, LocalNode
 from throwaway import choose, image
 
@@ -79,7 +79,7 @@ class Cluster:
         from testcontainers.core.network import Network
 
         pid = str(os.getpid())
-        self.network = Network(docker_network_kw={"labels": {OWNER: pid}})
+        self.network = Network(docker_network_kw={"labels": MINE})
         self.network.name = f"rabbitmq-cluster-{pid}"  # instead of a uuid: docker network ls
         self.where = f"containers of {image()} on the Docker network {self.network.name}"
         try:

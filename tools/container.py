@@ -19,6 +19,8 @@ from broker import BOOT_TIMEOUT, NODE_CONFIG, BrokerUnavailable, Node, free_port
 
 DEFAULT_IMAGE = "rabbitmq:4.3-management"
 OWNER = "messaging-patterns.owner"  # a label: the pid of the process that started it
+PIDS = "messaging-patterns.pids"  # a label: the pid namespace that pid belongs to
+MINE = {OWNER: str(os.getpid()), PIDS: os.readlink("/proc/self/ns/pid")}
 CONF = "/etc/rabbitmq/conf.d/90-messaging-patterns.conf"  # beside the image's own defaults
 TLS = "/etc/rabbitmq/tls"
 
@@ -63,7 +65,9 @@ def ensure_image(image):
 def reap():
     """Remove the containers and networks whose owner process is gone: a test run killed
     (SIGKILL, out of memory) cannot remove its own, and no reaper container is pulled."""
-    client, ours = engine(), {"label": OWNER}
+    # Only those of this machine's processes: another pid namespace (a CI job in a
+    # container of its own, on a shared engine) has pids that /proc here does not show.
+    client, ours = engine(), {"label": [OWNER, f"{PIDS}={MINE[PIDS]}"]}
     for container in client.containers.list(all=True, filters=ours):
         if gone(container.labels[OWNER]):
             with contextlib.suppress(Exception):  # another run's reap() took it first
@@ -103,7 +107,7 @@ class Container(Node):
         ports = {"5672/tcp": ("127.0.0.1", self.amqp_port), "15672/tcp": ("127.0.0.1", api_port)}
         self.container = DockerContainer(image).with_kwargs(
             hostname=self.hostname,
-            labels={OWNER: str(os.getpid())},
+            labels=MINE,
             network=network.name if network else "bridge",
         )
         if network:
@@ -130,7 +134,6 @@ class Container(Node):
         super().__init__(
             f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/%2F", f"http://127.0.0.1:{api_port}"
         )
-        self.started = False
 
     @property
     def wrapped(self):
@@ -147,7 +150,6 @@ class Container(Node):
         except BaseException:  # Ctrl-C: no guest/guest broker left behind
             self.stop()
             raise
-        self.started = True
         if wait:
             self.wait_started()
         return self
