@@ -12,8 +12,7 @@ import os
 
 import pytest
 from broker import answers
-from cluster import owned
-from container import engine
+from container import engine, owned
 from node_loss import KILL_AFTER, MESSAGES, NO_MAJORITY_WAIT, lose_the_leader, shape
 from readme import DOCUMENTS
 from throwaway import choose

@@ -9,7 +9,7 @@ import tempfile
 import pika
 import pytest
 from broker import free_port
-from container import owned_by
+from container import owned
 from inprocess import ready_messages
 from processes import ROOT, TIMEOUT, wait_until
 from processes import Script as Process
@@ -118,7 +118,7 @@ def test_with_no_broker_answering_it_brings_its_own(tmp_path):
     folders = os.path.join(tempfile.gettempdir(), f"rabbitmq-test-{run.process.pid}-*")
     assert glob.glob(folders) == []  # its folder, or its certificates' (tools/)
     if path == "container":
-        assert owned_by(run.process.pid) == []  # labelled with the demo's pid (container.py)
+        assert owned(run.process.pid) == ([], [])  # labelled with the demo's pid (container.py)
     else:
         node = f"test-{run.process.pid}-"  # the local node's name starts so (localnode.py)
         left = subprocess.run(["pgrep", "-f", node], capture_output=True, text=True).stdout

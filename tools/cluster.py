@@ -22,7 +22,7 @@ import time
 from json import loads
 
 from broker import BOOT_TIMEOUT, BrokerUnavailable
-from container import MINE, OWNER, Container, engine, first_line
+from container import MINE, Container, engine, first_line, remove_owned
 from localnode import CTL, LocalNode
 from throwaway import choose, image
 
@@ -135,21 +135,6 @@ def run_in(node, user, script, argument):
     )
     if code != 0:
         raise BrokerUnavailable(f"{node.hostname}: {script}: {said.decode().strip()}")
-
-
-def owned(pid):
-    """The containers (running or not) and the networks that the process pid made."""
-    client, mine = engine(timeout=60), {"label": f"{OWNER}={pid}"}
-    return client.containers.list(all=True, filters=mine), client.networks.list(filters=mine)
-
-
-def remove_owned(pid):
-    """docker rm -f -v every container of owned(pid), then docker network rm its networks."""
-    containers, networks = owned(pid)
-    for container in containers:
-        container.remove(force=True, v=True)  # -v: its data volume too
-    for network in networks:
-        network.remove()
 
 
 def plain_url(node):

@@ -64,18 +64,31 @@ def ensure_image(image):
 
 def reap():
     """Remove the containers and networks whose owner process is gone: a test run killed
-    (SIGKILL, out of memory) cannot remove its own, and no reaper container is pulled."""
-    # Only those of this machine's processes: another pid namespace (a CI job in a
-    # container of its own, on a shared engine) has pids that /proc here does not show.
+    (SIGKILL, out of memory) cannot remove its own, and no reaper container is pulled.
+    Only those of this machine's processes: another pid namespace (a CI job in a
+    container of its own, on a shared engine) has pids that /proc here does not show."""
     client, ours = engine(), {"label": [OWNER, f"{PIDS}={MINE[PIDS]}"]}
-    for container in client.containers.list(all=True, filters=ours):
-        if gone(container.labels[OWNER]):
-            with contextlib.suppress(Exception):  # another run's reap() took it first
-                container.remove(force=True, v=True)
-    for network in client.networks.list(filters=ours):
-        if gone(network.attrs["Labels"][OWNER]):
-            with contextlib.suppress(Exception):
-                network.remove()
+    owners = {c.labels[OWNER] for c in client.containers.list(all=True, filters=ours)}
+    owners |= {n.attrs["Labels"][OWNER] for n in client.networks.list(filters=ours)}
+    for pid in filter(gone, owners):
+        with contextlib.suppress(Exception):  # another run's reap() took it first
+            remove_owned(pid)
+
+
+def owned(pid):
+    """The containers (running or not) and the networks that the process pid made."""
+    client = engine(timeout=60)
+    mine = {"label": [f"{OWNER}={pid}", f"{PIDS}={MINE[PIDS]}"]}
+    return client.containers.list(all=True, filters=mine), client.networks.list(filters=mine)
+
+
+def remove_owned(pid):
+    """docker rm -f -v every container of owned(pid), then docker network rm its networks."""
+    containers, networks = owned(pid)
+    for container in containers:
+        container.remove(force=True, v=True)  # -v: its data volume too
+    for network in networks:
+        network.remove()
 
 
 def gone(pid):
@@ -215,8 +228,3 @@ class Container(Node):
             self.container.stop(force=True, delete_volume=True)
         if self.folder:
             shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def owned_by(pid):
-    """The ids of the containers, running or not, that the process pid started."""
-    return [c.id for c in engine().containers.list(all=True, filters={"label": f"{OWNER}={pid}"})]

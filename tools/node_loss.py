@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from json import loads
 
 from broker import BOOT_TIMEOUT, Broker, BrokerUnavailable
-from cluster import READY, remove_owned
-from container import engine
+from cluster import READY
+from container import engine, remove_owned
 from processes import Scripts, wait_until
 from scenarios import idle
 
