@@ -76,10 +76,12 @@ class Consumer(Connection):
                 signal.signal(stop, handler)
 
     def consume(self) -> None:
+        cancelled = False  # by the broker, the last time round
         while True:
             try:
                 self.channel.basic_qos(prefetch_count=self.prefetch)  # per consumer
                 self.channel.basic_consume(self.queue, self.on_message)
+                cancelled = False
                 if self.ready:
                     log.info(self.ready)
                     self.ready = ""  # once: a reconnection says so itself
@@ -94,6 +96,13 @@ class Consumer(Connection):
                     "deleted, or a consumer_timeout?): subscribing again"
                 )
                 self.taken = set(self.held.values())
+                self.close()
+                cancelled = True
+            except pika.exceptions.ChannelClosedByBroker as error:
+                # A deleted queue cancels its consumers before it is gone: declared again
+                # in between, it said "declared" and then was not there. Declare it again.
+                if not (cancelled and error.reply_code == 404):
+                    raise
                 self.close()
             except pika.exceptions.AMQPConnectionError:
                 if self.stopping.is_set():

@@ -54,9 +54,9 @@ class Logged(logging.Handler):
     def warnings(self):
         return [line for line in self.lines if line.startswith("warning: ")]
 
-    def wait_for(self, line, timeout=TIMEOUT):
+    def wait_for(self, line, timeout=TIMEOUT, count=1):
         with self.changed:
-            if not self.changed.wait_for(lambda: line in self.lines, timeout):
+            if not self.changed.wait_for(lambda: self.lines.count(line) >= count, timeout):
                 raise AssertionError(f"{line!r} not logged within {timeout} s: {self.lines}")
 
 

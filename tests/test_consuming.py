@@ -23,6 +23,7 @@ from inprocess import (
 
 from common import Queue
 from common.connection import RECONNECTED
+from common.consuming import READY
 from common.poison import DEAD_LETTERS, MAX_ATTEMPTS
 
 
@@ -288,6 +289,40 @@ def test_an_ack_whose_wake_up_is_lost_with_a_cancelled_subscription_holds_up_not
             handled.wait_until(lambda items: set(after) <= set(items), "the 30 sent after")
     finally:
         helpers.removeHandler(between)
+
+
+def test_a_queue_deleted_again_before_the_subscription_is_declared_once_more(
+    broker, amqp_url, queue_type, logged
+):
+    """A deleted queue cancels its consumers before it is gone, so declaring it again can
+    meet the old one, which then vanishes before the subscription (CI saw it, on 4.0.5):
+    made certain here by deleting the queue again right after it was declared again."""
+    handled = Seen()
+
+    class Counting(Queue):
+        def callback(self, body):
+            handled.add(body)
+
+    vhost = urllib.parse.quote(pika.URLParameters(amqp_url).virtual_host, safe="")
+    deleted = []
+
+    class DeleteAgain(logging.Handler):
+        def emit(self, record):  # on the consuming thread: declared, not yet subscribed
+            if record.getMessage() == RECONNECTED and not deleted:
+                deleted.append(broker.api("DELETE", f"/api/queues/{vhost}/again"))
+
+    again, helpers = DeleteAgain(), logging.getLogger("common")
+    with Consuming(Counting(amqp_url, "again")):
+        logged.wait_for(READY)
+        helpers.addHandler(again)
+        try:
+            broker.api("DELETE", f"/api/queues/{vhost}/again")
+            logged.wait_for(RECONNECTED, count=2)
+        finally:
+            helpers.removeHandler(again)
+        send(amqp_url, "again", "after")
+        handled.wait_for(1, "the message sent after")
+    assert deleted
 
 
 POISON_POLICY = {
