@@ -35,7 +35,8 @@ def failed(consumer, channel, method, properties, body, error) -> None:
         channel.basic_reject(method.delivery_tag, requeue=True)
         return
     aside = copy.copy(properties)  # the same message: its id, type, reply_to and the rest
-    headers = {k: v for k, v in (properties.headers or {}).items() if k != "x-delivery-count"}
+    counts = ("x-delivery-count", "x-acquired-count")  # the broker's, of the old delivery
+    headers = {k: v for k, v in (properties.headers or {}).items() if k not in counts}
     why = {"error": repr(error)[:500], "queue": consumer.queue, "attempts": attempt}
     aside.headers, aside.delivery_mode = {**headers, **why}, pika.DeliveryMode.Persistent.value
     if not exists(consumer.connection, DEAD_LETTERS):  # if it is, of whatever type: as it is

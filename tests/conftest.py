@@ -1,8 +1,10 @@
 import logging
 import os
+import urllib.parse
 
+import pika
 import pytest
-from inprocess import Logged
+from inprocess import Logged, broker_version
 from processes import Scripts
 from throwaway import BrokerUnavailable, choose, describe, start_broker
 
@@ -115,3 +117,30 @@ def logged():
     yield handler
     helpers.removeHandler(handler)
     helpers.setLevel(level)
+
+
+@pytest.fixture
+def consumer_timeout(broker, amqp_url):
+    """A consumer_timeout of 3 s for the test's queues: on RabbitMQ 4.3 a policy of the
+    test's virtual host. Before 4.3 a channel checks its deliveries only every
+    channel_tick_interval (a minute), a node setting: so both are set on the node, at run
+    time, and put back after (the tests run one at a time on each broker)."""
+    vhost = urllib.parse.quote(pika.URLParameters(amqp_url).virtual_host, safe="")
+    if broker_version(broker) >= (4, 3):
+        policy = {"pattern": ".*", "definition": {"consumer-timeout": 3000}, "apply-to": "queues"}
+        broker.api("PUT", f"/api/policies/{vhost}/timeout", policy)
+        yield
+        return
+    settings = {"consumer_timeout": 3000, "channel_tick_interval": 1000}
+    before = {name: broker.ctl("eval", f"application:get_env(rabbit, {name}).").strip()
+              for name in settings}  # fmt: skip
+    for name, value in settings.items():
+        broker.ctl("eval", f"application:set_env(rabbit, {name}, {value}).")
+    try:
+        yield
+    finally:
+        for name, was in before.items():  # "undefined", or "{ok,N}"
+            if was == "undefined":
+                broker.ctl("eval", f"application:unset_env(rabbit, {name}).")
+            else:
+                broker.ctl("eval", f"application:set_env(rabbit, {name}, {was[4:-1]}).")

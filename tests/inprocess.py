@@ -3,6 +3,8 @@ broker says about its queues: shared by the tests of publishing and of consuming
 
 import json
 import logging
+import pathlib
+import re
 import threading
 import time
 import urllib.parse
@@ -12,6 +14,15 @@ import pika
 from common import Queue
 
 TIMEOUT = 15.0  # the longest any test waits for one event
+HELPERS_DOC = pathlib.Path(__file__).parent.parent / "docs" / "helpers.rst"
+
+
+def documented_policy(name):
+    """The policy that docs/helpers.rst sets with rabbitmqctl, as the management API takes
+    it: the tests apply the very text a reader copies."""
+    pattern = rf"rabbitmqctl set_policy {name} '([^']+)' '([^']+)' --apply-to (\w+)"
+    [(queues, definition, apply_to)] = re.findall(pattern, HELPERS_DOC.read_text())
+    return {"pattern": queues, "definition": json.loads(definition), "apply-to": apply_to}
 
 
 class Consuming:

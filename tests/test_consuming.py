@@ -14,7 +14,7 @@ from inprocess import (
     Call,
     Consuming,
     Seen,
-    broker_version,
+    documented_policy,
     get_all,
     queue_info,
     ready_messages,
@@ -143,27 +143,6 @@ def test_a_message_whose_callback_keeps_failing_goes_to_the_dead_letters(
     assert len(warnings) == attempts and "goes to the queue 'dead_letters'" in warnings[-1]
     assert f"attempt {attempts} of {attempts}" in warnings[-1]
     assert ready_messages(amqp_url, "jobs") == 0  # not requeued forever
-
-
-def test_what_each_queue_type_counts_of_the_deliveries_that_came_back(broker, amqp_url, queue_type):
-    """What docs/helpers.rst says of x-delivery-count, on the broker at hand (CI: 3.10.8,
-    4.0.5 and 4.3.6): a quorum queue counts a rejected delivery and one held by a
-    connection that closed; a classic queue counts none, and only says redelivered."""
-    send(amqp_url, "counted", "again and again")
-    seen = []
-    for _ in range(3):
-        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-        channel = connection.channel()
-        method, properties, _ = channel.basic_get("counted")
-        seen.append((method.redelivered, (properties.headers or {}).get("x-delivery-count")))
-        if len(seen) == 1:
-            channel.basic_reject(method.delivery_tag, requeue=True)  # as a failed callback
-        connection.close()  # the next two: lost with their connection, unacknowledged
-    if queue_type == "quorum":  # RabbitMQ 3 also sends a count of 0 with the first delivery
-        first = 0 if broker_version(broker) < (4, 0) else None
-        assert seen == [(False, first), (True, 1), (True, 2)]
-    else:
-        assert seen == [(False, None), (True, None), (True, None)]
 
 
 def test_a_body_that_is_not_utf8_does_not_crash_the_consumer(amqp_url, queue_type):
@@ -325,22 +304,11 @@ def test_a_queue_deleted_again_before_the_subscription_is_declared_once_more(
     assert deleted
 
 
-POISON_POLICY = {
-    "pattern": "^task_queue$",
-    "apply-to": "queues",
-    "definition": {
-        "delivery-limit": MAX_ATTEMPTS - 1,  # failed deliveries allowed before the last
-        "dead-letter-exchange": "",
-        "dead-letter-routing-key": DEAD_LETTERS,
-    },
-}
-
-
 def test_an_operator_policy_sets_poison_messages_aside_with_the_broker_alone(broker, amqp_url):
-    """The README's policy: the quorum queue counts the deliveries and moves the message to
-    dead_letters after MAX_ATTEMPTS, for any client, ours or not."""
+    """docs/helpers.rst's policy: the quorum queue counts the deliveries and moves the
+    message to dead_letters after MAX_ATTEMPTS, for any client, ours or not."""
     vhost = urllib.parse.quote(pika.URLParameters(amqp_url).virtual_host, safe="")
-    broker.api("PUT", f"/api/policies/{vhost}/poison", POISON_POLICY)
+    broker.api("PUT", f"/api/policies/{vhost}/poison", documented_policy("poison"))
     with Queue(amqp_url, DEAD_LETTERS), Queue(amqp_url, "task_queue") as client:
         client.send("poison")
         deliveries = 0
