@@ -161,3 +161,17 @@ class Call:
         if "error" in self.outcome:
             raise self.outcome["error"]
         return self.outcome["result"]
+
+
+def wait_until_acked(broker, url, queue, timeout=TIMEOUT):
+    """Wait until the queue holds no message, ready or unacknowledged (rabbitmqctl says so
+    at once; the management API lags by seconds)."""
+    vhost = pika.URLParameters(url).virtual_host
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = broker.ctl("list_queues", "-p", vhost, "--quiet", "name", "messages")
+        counts = dict(line.split("\t") for line in listed.splitlines() if "\t" in line)
+        if counts.get(queue) == "0":
+            return
+        assert time.monotonic() < deadline, f"{queue!r} still holds messages: {listed}"
+        time.sleep(0.2)  # a poll interval, bounded by the deadline above

@@ -18,6 +18,7 @@ from inprocess import (
     get_all,
     queue_info,
     ready_messages,
+    wait_until_acked,
     wait_until_ready,
 )
 
@@ -25,20 +26,6 @@ from common import Queue
 from common.connection import RECONNECTED
 from common.consuming import READY
 from common.poison import DEAD_LETTERS, MAX_ATTEMPTS
-
-
-def wait_until_acked(broker, url, queue, timeout=TIMEOUT):
-    """Wait until the queue holds no message, ready or unacknowledged (rabbitmqctl says so
-    at once; the management API lags by seconds)."""
-    vhost = pika.URLParameters(url).virtual_host
-    deadline = time.monotonic() + timeout
-    while True:
-        listed = broker.ctl("list_queues", "-p", vhost, "--quiet", "name", "messages")
-        counts = dict(line.split("\t") for line in listed.splitlines() if "\t" in line)
-        if counts.get(queue) == "0":
-            return
-        assert time.monotonic() < deadline, f"{queue!r} still holds messages: {listed}"
-        time.sleep(0.2)  # a poll interval, bounded by the deadline above
 
 
 def send(url, queue, *bodies, **properties):

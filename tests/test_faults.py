@@ -6,13 +6,16 @@ import signal
 import time
 import urllib.parse
 
+import pika
 import pytest
 from broker import free_port
+from inprocess import Consuming, get_all, wait_until_acked, wait_until_ready
 from processes import TIMEOUT
 
 from common import Queue
 from common.connection import RECONNECTED
 from common.consuming import DONE
+from common.poison import DEAD_LETTERS
 from common.rpc import AWAITING
 
 
@@ -222,3 +225,69 @@ def test_a_broker_that_blocks_publishers_is_an_error_not_a_hang(start, restartab
     finally:
         restartable.ctl("set_vm_memory_high_watermark", "0.4")
     assert len(producer.stderr) == 1 and "short of memory or disk" in producer.stderr[0]
+
+
+def alarm(broker, on):
+    """Raise or clear a memory alarm on the node, and wait until the node says so."""
+    broker.ctl("set_vm_memory_high_watermark", "0.0000001" if on else "0.4")
+    deadline = time.monotonic() + TIMEOUT
+    while ("memory" in broker.ctl("eval", "rabbit_alarm:get_alarms().")) != on:
+        assert time.monotonic() < deadline, f"the memory alarm not {'on' if on else 'off'}"
+        time.sleep(0.1)  # a poll interval, bounded by the deadline: no event to wait on
+
+
+def test_a_memory_alarm_longer_than_the_blocked_timeout_loses_nothing(
+    start, restartable, amqp_url, logged, report
+):
+    """A memory alarm blocks every connection that publishes, a consumer's too: the RPC
+    server's replies and the set-aside messages go on consuming connections. pika drops
+    a connection blocked for longer than its blocked timeout (2 s here); the consumer
+    connects again, and what it held comes back, to be answered or set aside again. A
+    worker, which publishes nothing, goes on through the alarm. When it clears every
+    task is done, every request answered, the poison message set aside (perhaps more
+    than once: docs/helpers.rst says why), and no script died."""
+    url = amqp_url + "?blocked_connection_timeout=2"
+    tasks, calls = [f"task {i}" for i in range(5)], [f"call {n}" for n in range(5)]
+    with Queue(amqp_url, "task_queue") as sender:  # before the alarm, which blocks senders
+        for task in tasks:
+            sender.send(task)
+        for queue in ("rpc_queue", "replies", "jobs"):
+            sender.declare_queue(queue)
+        for n, call in enumerate(calls):
+            asking = pika.BasicProperties(reply_to="replies", correlation_id=call)
+            sender.send(str(n), routing_key="rpc_queue", properties=asking)
+        sender.send("poison", routing_key="jobs")
+
+    class Failing(Queue):
+        def callback(self, body):
+            raise ValueError("cannot digest this")
+
+    alarm(restartable, on=True)
+    try:
+        worker = start("workers/consumer.py", "--delay", "0.1", url=url)
+        server = start("rpc/consumer.py", url=url)
+        with Consuming(Failing(url, "jobs")):
+            assert sorted(set(worker.wait_received(len(tasks)))) == tasks  # in the alarm
+            server.wait_for_line(RECONNECTED)  # blocked by a reply, dropped, back
+            logged.wait_for(RECONNECTED)  # blocked by the dead letter, dropped, back
+            alarm(restartable, on=False)
+            wait_until_ready(amqp_url, "jobs", 0)
+            wait_until_acked(restartable, amqp_url, "jobs")
+    finally:
+        alarm(restartable, on=False)
+    replies, aside = [], []
+    deadline = time.monotonic() + TIMEOUT
+    while {properties.correlation_id for properties, _ in replies} != set(calls):
+        replies += get_all(amqp_url, "replies")
+        assert time.monotonic() < deadline, f"answered only {replies}"
+        time.sleep(0.1)  # a poll interval, bounded by the deadline: no event to wait on
+    aside = [body for _, body in get_all(amqp_url, DEAD_LETTERS)]
+    assert aside and set(aside) == {b"poison"}
+    wait_until_acked(restartable, amqp_url, "rpc_queue")
+    wait_until_acked(restartable, amqp_url, "task_queue")
+    assert server.process.poll() is None and worker.process.poll() is None
+    assert server.stderr == worker.stderr == [], server.describe() + worker.describe()
+    report(
+        f"alarm: {len(replies)} replies to {len(calls)} calls, the poison message set "
+        f"aside {len(aside)} time(s)"
+    )
