@@ -119,9 +119,11 @@ def reason(error: BaseException, url: str) -> str:
     given = pika.URLParameters(url)
     if isinstance(error, pika.exceptions.ProbableAuthenticationError):
         if given.credentials.username == "guest" and not on_this_machine(given.host):
+            # The broker refuses a wrong password and guest from afar in the same words.
             return (
-                "the broker refused the user guest: RabbitMQ lets guest log in only from "
-                "localhost; from another machine, use a user of your own (rabbitmqctl add_user)"
+                "the broker refused the user guest: check the password; and unless the broker "
+                "lets guest in from other machines (loopback_users; the official Docker image "
+                "does, a package install does not), use a user of your own (rabbitmqctl add_user)"
             )
         return "the broker refused the user name or password: check them in the URL"
     if isinstance(error, pika.exceptions.ProbableAccessDeniedError):

@@ -164,7 +164,7 @@ class RpcServer(Queue):
             answer = pika.BasicProperties(
                 content_type="text/plain", correlation_id=properties.correlation_id, type=kind
             )
-            # No mandatory flag: RabbitMQ would return every reply to a direct reply-to
-            # address as unroutable, even the delivered ones.
+            # No mandatory flag: before 4.2, RabbitMQ returns every reply to a direct
+            # reply-to address as unroutable, delivered or not.
             channel.basic_publish("", properties.reply_to, reply, answer)
         channel.basic_ack(method.delivery_tag)  # answered (or unanswerable): done with it
