@@ -186,10 +186,10 @@ class Connection:
         """Declare the queue and return its name (the broker's choice when name is "")."""
         if name == "":  # server-named, exclusive: it goes away with this connection
             return self.channel.queue_declare("", exclusive=True).method.queue
-        # As RabbitMQ's tutorials declare it, so that their clients and ours share it; a
-        # classic queue is declared without the argument, as classic queues elsewhere are.
-        quorum = {"x-queue-type": "quorum"} if self.queue_type == "quorum" else None
-        return self.channel.queue_declare(name, durable=True, arguments=quorum).method.queue
+        # As RabbitMQ's tutorials declare it, so that their clients and ours share it. The
+        # type is always said: with none, a queue takes the virtual host's default type.
+        of_type = {"x-queue-type": self.queue_type}
+        return self.channel.queue_declare(name, durable=True, arguments=of_type).method.queue
 
     def close(self) -> None:
         if self.connection.is_open:

@@ -1,5 +1,6 @@
 """The helpers in common/, used the way a pattern uses them, checked on the broker itself."""
 
+import contextlib
 import json
 import socket
 import time
@@ -8,7 +9,7 @@ import urllib.parse
 import pika
 import pytest
 from broker import free_port
-from inprocess import get_all, queue_info, ready_messages
+from inprocess import broker_version, get_all, queue_info, ready_messages
 
 from common import BrokerError, Exchange, Queue
 from common.bulk import publish_many
@@ -35,6 +36,24 @@ def test_classic_queues_for_every_pattern_by_the_environment(broker, amqp_url, m
     with Queue(amqp_url, "task_queue") as queue:
         assert queue.send("hello") is True
     assert queue_info(broker, amqp_url, "task_queue")["type"] == "classic"
+
+
+def test_queue_type_classic_is_classic_where_the_default_type_is_quorum(broker, monkeypatch):
+    """A queue declared with no type takes the virtual host's default (RabbitMQ 4 lets an
+    operator make it quorum): so the helpers always say the type."""
+    vhost = broker.add_vhost(default_queue_type="quorum")
+    try:
+        url = broker.url(vhost)
+        with contextlib.closing(pika.BlockingConnection(pika.URLParameters(url))) as plain:
+            plain.channel().queue_declare("untyped", durable=True)
+        untyped = "quorum" if broker_version(broker) >= (4, 0) else "classic"
+        assert queue_info(broker, url, "untyped")["type"] == untyped
+        monkeypatch.setenv("QUEUE_TYPE", "classic")
+        with Queue(url, "task_queue"):
+            pass
+        assert queue_info(broker, url, "task_queue")["type"] == "classic"
+    finally:
+        broker.delete_vhost(vhost)
 
 
 def test_a_queue_with_no_name_is_server_named_and_exclusive(broker, amqp_url):

@@ -63,10 +63,11 @@ class Broker:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.read()
 
-    def add_vhost(self, prefix="test"):
+    def add_vhost(self, prefix="test", **settings):
+        """A virtual host the user may use; settings as the management API takes them."""
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"
         quoted = urllib.parse.quote(name, safe="")
-        self.api("PUT", f"/api/vhosts/{quoted}")
+        self.api("PUT", f"/api/vhosts/{quoted}", settings or None)
         everything = {"configure": ".*", "write": ".*", "read": ".*"}
         self.api("PUT", f"/api/permissions/{quoted}/{urllib.parse.quote(self.user)}", everything)
         return name
