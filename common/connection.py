@@ -132,8 +132,11 @@ def reason(error: BaseException, url: str) -> str:
         return f"the broker closed the connection: {error.reply_text}"
     if isinstance(error, ssl.SSLError):
         if error.reason == "CERTIFICATE_VERIFY_FAILED":
+            why = getattr(error, "verify_message", None) or error.reason
+            if "mismatch" in why or "expired" in why:  # trusted, but not for this host, or old
+                return f"TLS failed: the broker's certificate: {why}"
             return (
-                f"TLS failed ({error.reason}): if your own CA signed the broker's "
+                f"TLS failed ({why}): if your own CA signed the broker's "
                 "certificate, name its certificate with SSL_CERT_FILE=ca.pem"
             )
         return f"TLS failed ({error.reason}): is that port the broker's TLS port (5671)?"

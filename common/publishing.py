@@ -42,11 +42,12 @@ class Publisher(Connection):
         Until its confirm comes, the message is not sent: if the connection is lost
         first, connect again (to another node of a cluster, given several URLs) and
         publish it again; if the broker refuses it (a nack: a quorum queue does so
-        while it elects a new leader, or when it is full), publish it again, on a
-        fresh connection, after a pause. So a message may arrive twice, but it is
-        never lost. After RESEND_FOR seconds of this, BrokerError. The wait for one
-        confirm has no limit: a quorum queue that has lost its majority holds the
-        message, neither confirmed nor refused, until the majority is back.
+        while it elects a new leader, or when full with x-overflow reject-publish),
+        publish it again, on a fresh connection, after a pause. So a message may
+        arrive twice, but it is never lost. After RESEND_FOR seconds of this,
+        BrokerError. The wait for one confirm has no limit: a quorum queue that has
+        lost its majority holds the message, neither confirmed nor refused, until
+        the majority is back.
         """
         deadline, pause, lost = None, 0.1, False
         while True:

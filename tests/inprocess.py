@@ -1,6 +1,7 @@
 """The helpers used in the test's own process, as a reader's code uses them, and what the
 broker says about its queues: shared by the tests of publishing and of consuming."""
 
+import contextlib
 import json
 import logging
 import pathlib
@@ -175,3 +176,14 @@ def wait_until_acked(broker, url, queue, timeout=TIMEOUT):
             return
         assert time.monotonic() < deadline, f"{queue!r} still holds messages: {listed}"
         time.sleep(0.2)  # a poll interval, bounded by the deadline above
+
+
+@contextlib.contextmanager
+def bare(url):
+    """A bare pika connection to url, closed at the end if the broker has not closed it."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        yield connection
+    finally:
+        if connection.is_open:
+            connection.close()

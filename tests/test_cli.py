@@ -55,6 +55,7 @@ BAD_USAGE = (
     + [(s, []) for s in KEYED]  # the key is missing
     + [(s, ["k" * 256]) for s in KEYED]  # AMQP allows 255 bytes
     + [(s, [*REQUIRED[s], "k" * 200 + "é" * 28]) for s in KEYED if s.endswith("consumer.py")]
+    + [("topics/consumer.py", [k]) for k in ["#.#.#", "a.#.b.#.c.#"]]  # 4.3.5 refuses
     + [("workers/consumer.py", ["--delay", d]) for d in ["abc", "-1", "nan", "inf", "1e10"]]
     + [(s, [*REQUIRED[s], "--retry", "1e308"]) for s in SCRIPTS if s.endswith("consumer.py")]
     + [("basic/producer.py", ["-n", "1" + "0" * 5000])]

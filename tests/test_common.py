@@ -1,6 +1,5 @@
 """The helpers in common/, used the way a pattern uses them, checked on the broker itself."""
 
-import contextlib
 import json
 import socket
 import time
@@ -9,7 +8,7 @@ import urllib.parse
 import pika
 import pytest
 from broker import free_port
-from inprocess import broker_version, get_all, queue_info, ready_messages
+from inprocess import bare, broker_version, get_all, queue_info, ready_messages
 
 from common import BrokerError, Exchange, Queue
 from common.bulk import publish_many
@@ -44,7 +43,7 @@ def test_queue_type_classic_is_classic_where_the_default_type_is_quorum(broker, 
     vhost = broker.add_vhost(default_queue_type="quorum")
     try:
         url = broker.url(vhost)
-        with contextlib.closing(pika.BlockingConnection(pika.URLParameters(url))) as plain:
+        with bare(url) as plain:
             plain.channel().queue_declare("untyped", durable=True)
         untyped = "quorum" if broker_version(broker) >= (4, 0) else "classic"
         assert queue_info(broker, url, "untyped")["type"] == untyped
@@ -170,3 +169,30 @@ def test_a_refused_guest_login_from_another_machine_names_the_localhost_rule():
     for here in ("localhost", "127.0.0.1", "[::1]"):
         assert "check them" in reason(refused, f"amqp://guest:guest@{here}/")
     assert "check them" in reason(refused, "amqp://me:pw@rabbit.example.com/")
+
+
+def test_global_qos_on_a_quorum_queue_is_refused_before_4_3(broker, amqp_url):
+    """Why the helpers set a prefetch per consumer: before RabbitMQ 4.3 a quorum queue
+    refuses a global one, closing the connection; 4.3 takes it, as a per-consumer one."""
+    with Queue(amqp_url, "qos"):
+        pass
+    with bare(amqp_url) as connection:
+        channel = connection.channel()
+        channel.basic_qos(prefetch_count=1, global_qos=True)
+        if broker_version(broker) >= (4, 3):
+            channel.basic_consume("qos", lambda *delivery: None)
+            return
+        with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as refused:
+            channel.basic_consume("qos", lambda *delivery: None)
+        assert "does not support global qos" in refused.value.reply_text
+
+
+def test_rabbitmq_4_has_exchange_types_beyond_the_four(broker, amqp_url):
+    """The README names the four classic exchange types, and that RabbitMQ 4 adds a few."""
+    with bare(amqp_url) as connection:
+        if broker_version(broker) >= (4, 0):
+            connection.channel().exchange_declare("nearby", "x-local-random")
+            return
+        with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as refused:
+            connection.channel().exchange_declare("nearby", "x-local-random")
+        assert "x-local-random" in refused.value.reply_text

@@ -156,6 +156,12 @@ def test_amqps_works_with_the_ca_named_by_ssl_cert_file(start, broker, amqp_url)
     untrusted = start("basic/producer.py", "-n", "1", url=url)
     assert untrusted.wait() == 1
     assert untrusted.stderr[0].startswith("error: ") and "SSL_CERT_FILE" in untrusted.stderr[0]
+    # Trusted, but named otherwise: the certificate is for localhost, not for 127.0.0.1.
+    elsewhere = url.replace("@localhost:", "@127.0.0.1:")
+    mismatch = start("basic/producer.py", "-n", "1", url=elsewhere, env=trusted)
+    assert mismatch.wait() == 1
+    [line] = mismatch.stderr
+    assert "mismatch" in line and "'127.0.0.1'" in line and "SSL_CERT_FILE" not in line, line
 
 
 def test_everything_declared_is_durable_or_exclusive(start, broker, amqp_url):

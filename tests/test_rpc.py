@@ -9,7 +9,7 @@ import uuid
 
 import pika
 import pytest
-from inprocess import Consuming, broker_version, ready_messages
+from inprocess import Consuming, bare, broker_version, ready_messages
 from processes import TIMEOUT, wait_until
 
 from common.connection import RECONNECTED
@@ -272,14 +272,13 @@ def test_a_mandatory_reply_to_a_direct_reply_to_address_comes_back_before_4_2(br
     """Why RpcServer.answer() sends no mandatory flag: before RabbitMQ 4.2 the broker
     returns a reply to a direct reply-to address as unroutable (3.10.8 delivers it all
     the same; 4.0.5 delivered it in 3 runs of 6); from 4.2 it is routed, and delivered."""
-    parameters = pika.URLParameters(amqp_url)
-    with contextlib.closing(pika.BlockingConnection(parameters)) as asking:
+    with bare(amqp_url) as asking:
         client = asking.channel()
         replies = []
         client.basic_consume(REPLY_TO, lambda *delivery: replies.append(delivery[3]), True)
         client.queue_declare("asked")
         client.basic_publish("", "asked", b"question", pika.BasicProperties(reply_to=REPLY_TO))
-        with contextlib.closing(pika.BlockingConnection(parameters)) as answering:
+        with bare(amqp_url) as answering:
             server = answering.channel()
             server.confirm_delivery()
             deadline = time.monotonic() + TIMEOUT

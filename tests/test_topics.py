@@ -2,7 +2,12 @@
 
 from collections import Counter
 
+import pika
+import pytest
+from inprocess import broker_version
 from routes import deliveries
+
+from common import Exchange
 
 CONSUMERS = {
     "one middle word": ["*.orange.*"],
@@ -47,3 +52,16 @@ def test_a_key_no_binding_matches_is_reported_unroutable(start):
     assert producer.wait() == 0, producer.describe()
     assert producer.sent() == []
     assert "unroutable" in producer.stderr[0] and "'quick.brown.fox'" in producer.stderr[0]
+
+
+def test_the_broker_refuses_three_hashes_in_a_binding_key_from_4_3(broker, amqp_url):
+    """What the consumer's command line refuses on every version (tests/test_cli.py): two
+    "#" are bound everywhere; three are refused from RabbitMQ 4.3.5, with the reason."""
+    with Exchange(amqp_url, "topics", "topic", queue="") as consumer:
+        consumer.bind("#.x.#")
+        if broker_version(broker) < (4, 3):
+            consumer.bind("#.#.#")
+            return
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+            consumer.bind("#.#.#")
+        assert "at most 2 are allowed" in refused.value.reply_text

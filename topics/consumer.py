@@ -8,7 +8,7 @@ Observe:  in a binding key "*" stands for exactly one word and "#" for zero
 """
 
 from common import Exchange
-from common.cli import parser, routing_key, run
+from common.cli import binding_key, parser, run
 
 EXCHANGE = "topics"
 EXCHANGE_TYPE = "topic"
@@ -27,7 +27,7 @@ class Consumer(Exchange):
 def main(argv=None):
     options = parser(__doc__, consumer=True)
     options.add_argument(
-        "keys", nargs="+", type=routing_key, metavar="BINDING_KEY", help="patterns to bind"
+        "keys", nargs="+", type=binding_key, metavar="BINDING_KEY", help="patterns to bind"
     )
     args = options.parse_args(argv)
     with Consumer(args.url, args.keys, retry_for=args.retry) as consumer:
