@@ -50,7 +50,8 @@ def test_queue_type_classic_is_classic_where_the_default_type_is_quorum(broker, 
         monkeypatch.setenv("QUEUE_TYPE", "classic")
         with Queue(url, "task_queue"):
             pass
-        assert queue_info(broker, url, "task_queue")["type"] == "classic"
+        info = queue_info(broker, url, "task_queue")
+        assert (info["type"], info["arguments"]) == ("classic", {"x-queue-type": "classic"})
     finally:
         broker.delete_vhost(vhost)
 
