@@ -47,6 +47,8 @@ class RpcClient(Connection):
     requests go out without waiting for a confirm each, all at once: the reply is
     the confirmation, and a request lost on the way ends in RpcTimeout. Mandatory
     all the same, so that a request no queue takes comes back at once: NoServer.
+    A connection lost during the wait ends the call with pika's AMQPConnectionError
+    (its replies went with it); the next call connects again.
     """
 
     def __init__(self, url: str, queue: str, *, timeout: float = 5.0):
