@@ -182,9 +182,10 @@ def show_logs() -> None:
     warnings = logging.StreamHandler(sys.stderr)
     warnings.setLevel(logging.WARNING)
     warnings.setFormatter(logging.Formatter("warning: %(message)s"))
-    helpers = logging.getLogger("common")
-    helpers.setLevel(logging.INFO)
-    helpers.handlers = [notices, warnings]
+    for name in ("common", "confirms"):  # the helpers, and the confirms pattern's own
+        helpers = logging.getLogger(name)
+        helpers.setLevel(logging.INFO)
+        helpers.handlers = [notices, warnings]
     logging.raiseExceptions = False  # output gone (`consumer.py | head`): no traceback
 
 

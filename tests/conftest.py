@@ -5,6 +5,7 @@ import urllib.parse
 import pika
 import pytest
 from inprocess import Logged, broker_version
+from pika.exceptions import NackError
 from processes import Scripts
 from throwaway import BrokerUnavailable, choose, describe, start_broker
 
@@ -27,6 +28,14 @@ def broker():
         started.ctl = not_offered
     yield started
     started.stop()
+
+
+@pytest.fixture
+def restartable(broker):
+    """The broker, for a test that restarts it: not one of the user's own (AMQP_URL)."""
+    if not broker.can_restart:
+        pytest.skip(f"the tests cannot restart this broker ({broker.kind}): unset AMQP_URL")
+    return broker
 
 
 @pytest.fixture
@@ -144,3 +153,21 @@ def consumer_timeout(broker, amqp_url):
                 broker.ctl("eval", f"application:unset_env(rabbit, {name}).")
             else:
                 broker.ctl("eval", f"application:set_env(rabbit, {name}, {was[4:-1]}).")
+
+
+@pytest.fixture
+def full_queue(amqp_url, queue_type):
+    """A queue with a length limit and overflow "reject-publish", filled until the broker
+    refuses (nacks) a message: it goes on refusing while it is full. Bare pika, so that
+    the queue is full whatever the helpers do."""
+    arguments = {"x-max-length": 1, "x-overflow": "reject-publish", "x-queue-type": queue_type}
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.queue_declare("bounded", durable=True, arguments=arguments)
+        for _ in range(5):  # a quorum queue takes one message more than its limit
+            try:
+                channel.basic_publish("", "bounded", b"filler")
+            except NackError:
+                return "bounded"
+    raise AssertionError("the broker never refused a message to a full queue")

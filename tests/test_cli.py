@@ -24,6 +24,8 @@ REQUIRED = {
     "topics/consumer.py": ["*.orange.*", "lazy.#"],
     "rpc/producer.py": ["30"],
     "rpc/consumer.py": [],
+    "confirms/producer.py": [],
+    "confirms/consumer.py": [],
 }
 SCRIPTS = list(REQUIRED)
 PRODUCERS = [s for s in SCRIPTS if s.endswith("producer.py") and not s.startswith("rpc/")]

@@ -1,17 +1,13 @@
 """The helpers in common/, used the way a pattern uses them, checked on the broker itself."""
 
 import json
-import socket
-import time
 import urllib.parse
 
 import pika
 import pytest
-from broker import free_port
-from inprocess import bare, broker_version, get_all, queue_info, ready_messages
+from inprocess import bare, broker_version, get_all, queue_info
 
-from common import BrokerError, Exchange, Queue
-from common.bulk import publish_many
+from common import Exchange, Queue
 from common.connection import reason, without_password
 
 
@@ -96,48 +92,6 @@ def test_the_exchange_is_declared_durable_by_whoever_comes_first(broker, amqp_ur
     [info] = [e for e in json.loads(broker.api("GET", f"/api/exchanges/{vhost}"))
               if e["name"] == "either-first"]  # fmt: skip
     assert (info["type"], info["durable"]) == ("topic", True)
-
-
-def test_publish_many_confirms_every_message_with_a_window(amqp_url):
-    with Queue(amqp_url, "volume"):  # declares the queue
-        pass
-    bodies = [f"{i} bulk" for i in range(2500)]
-    assert publish_many(amqp_url, "volume", bodies, window=100) == 2500
-    assert ready_messages(amqp_url, "volume") == 2500
-    with Queue(amqp_url, None) as reader:
-        method, properties, body = reader.channel.basic_get("volume", auto_ack=True)
-    assert (body, properties.delivery_mode) == (b"0 bulk", 2)
-
-
-def test_publish_many_reports_what_no_queue_took(amqp_url):
-    with pytest.raises(BrokerError, match="no queue took 3"):
-        publish_many(amqp_url, "nobody-binds-this", ["a", "b", "c"])
-
-
-def test_publish_many_uses_the_first_of_several_brokers_that_answers(amqp_url):
-    with Queue(amqp_url, "volume"):  # declares the queue
-        pass
-    nobody = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
-    assert publish_many(f"{nobody},{amqp_url}", "volume", ["a", "b"]) == 2
-    assert ready_messages(amqp_url, "volume") == 2
-
-
-def test_publish_many_to_a_port_that_never_answers_gives_up_in_time():
-    with socket.socket() as silent:  # accepts connections, never says a word
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        url = f"amqp://guest:guest@127.0.0.1:{silent.getsockname()[1]}/%2F"
-        began = time.monotonic()
-        with pytest.raises(BrokerError):
-            publish_many(url, "volume", ["a"], timeout=1)
-        assert time.monotonic() - began < 8  # the time-out, and the 5 s grace at most
-
-
-def test_publish_many_with_no_broker_is_a_broker_error():
-    url = f"amqp://guest:secret@127.0.0.1:{free_port()}/%2F"
-    with pytest.raises(BrokerError, match="cannot connect") as error:
-        publish_many(url, "volume", ["a"])
-    assert "secret" not in str(error.value)
 
 
 @pytest.mark.parametrize(

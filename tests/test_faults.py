@@ -19,13 +19,6 @@ from common.poison import DEAD_LETTERS
 from common.rpc import AWAITING
 
 
-@pytest.fixture
-def restartable(broker):
-    if not broker.can_restart:
-        pytest.skip(f"the tests cannot restart this broker ({broker.kind}): unset AMQP_URL")
-    return broker
-
-
 def test_persistent_messages_survive_a_broker_restart(start, restartable):
     producer = start("basic/producer.py")
     assert producer.wait() == 0, producer.describe()

@@ -8,10 +8,8 @@ import urllib.parse
 import pika
 import pytest
 from inprocess import TIMEOUT, Call, get_all
-from pika.exceptions import NackError
 
 from common import BrokerError, Queue
-from common.bulk import publish_many
 from common.connection import RECONNECTED, Refused
 
 LOST = " [!] Lost the broker: trying again for up to 30 s"
@@ -36,24 +34,6 @@ def test_send_after_a_lost_connection_reconnects_and_loses_nothing(
         assert producer.send("after") is True
     assert logged.lines == [LOST, RECONNECTED]
     assert bodies(amqp_url, "resent") == [b"before", b"after"]
-
-
-@pytest.fixture
-def full_queue(amqp_url, queue_type):
-    """A queue with a length limit and overflow "reject-publish", filled until the broker
-    refuses (nacks) a message: it goes on refusing while it is full. Bare pika, so that
-    the queue is full whatever the helpers do."""
-    arguments = {"x-max-length": 1, "x-overflow": "reject-publish", "x-queue-type": queue_type}
-    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
-        channel = connection.channel()
-        channel.confirm_delivery()
-        channel.queue_declare("bounded", durable=True, arguments=arguments)
-        for _ in range(5):  # a quorum queue takes one message more than its limit
-            try:
-                channel.basic_publish("", "bounded", b"filler")
-            except NackError:
-                return "bounded"
-    raise AssertionError("the broker never refused a message to a full queue")
 
 
 def test_a_refused_message_is_sent_again_until_the_broker_takes_it(amqp_url, full_queue, logged):
@@ -91,10 +71,3 @@ def test_a_login_refused_while_reconnecting_is_an_error_at_once(broker, amqp_url
         with pytest.raises(Refused, match="does not exist, or the user may not use it"):
             Call(producer.send, "after").result()
         assert time.monotonic() - began < 5  # not sent again for RESEND_FOR (10 s)
-
-
-def test_publish_many_reports_what_the_broker_refused(amqp_url, full_queue):
-    """publish_many() does not send again: it says how many of its messages were refused."""
-    with pytest.raises(BrokerError, match=r"of 3 messages, the broker refused 3 \(nack\)"):
-        publish_many(amqp_url, full_queue, ["a", "b", "c"])
-    assert set(bodies(amqp_url, full_queue)) == {b"filler"}

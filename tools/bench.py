@@ -44,10 +44,10 @@ from rich.table import Table
 from throwaway import users_broker_or_throwaway
 
 from common import Queue
-from common.bulk import publish_many
 from common.cli import DEFAULT_URL
 from common.consuming import DONE
 from common.rpc import REPLY_TO
+from confirms.bulk import publish_many
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 BODY_SIZE = 100  # bytes, every message
@@ -234,13 +234,13 @@ def publish_one_by_one(url, n, turn=100):
 
 
 def publish_confirmed(url, n, batch):
-    """messages/s: common.bulk.publish_many() on a SelectConnection, confirms streamed with
+    """messages/s: confirms.bulk.publish_many() on a SelectConnection, confirms streamed with
     WINDOW unconfirmed at most, or in batches of BATCH, each confirmed before the next."""
     purge(url)
     bodies = [BODY.decode()] * n
     start = time.perf_counter()
     window = BATCH if batch else WINDOW
-    if publish_many(url, QUEUE, bodies, window=window, batch=batch) != n:
+    if publish_many(url, QUEUE, bodies, window=window, batch=batch).confirmed != n:
         raise BenchError("publish_many() confirmed fewer messages than it sent")
     return n / (time.perf_counter() - start)
 

@@ -27,8 +27,8 @@ from processes import Scripts, wait_until
 from scenarios import idle
 
 from common import BrokerError, Queue
-from common.bulk import publish_many
 from common.connection import RECONNECTED
+from confirms.bulk import publish_many
 
 MESSAGES = 200
 KILL_AFTER = 100  # sent and confirmed: the producer is half-way

@@ -1,0 +1,203 @@
+"""publish_many(): many messages, each confirmed, in one of the three strategies of
+RabbitMQ's publisher-confirms tutorial, on pika's asynchronous SelectConnection:
+
+- window=1: publish one message, wait for its confirm, then the next;
+- batch=True: publish `window` messages, then wait for all their confirms;
+- otherwise streamed: at most `window` unconfirmed at a time, each confirm letting
+  another go.
+
+pika's BlockingConnection can do only the first: its publish waits for the confirm.
+What was not confirmed when the connection was lost is published again on a new one,
+and so is what the broker refused (a nack): a message may arrive twice, none is lost.
+"""
+
+import collections
+import dataclasses
+import logging
+import time
+
+import pika
+
+from common.connection import (
+    LOGIN_REFUSED,
+    RECONNECTED,
+    BrokerError,
+    broker_urls,
+    failures,
+    parameters,
+    reason,
+)
+from common.publishing import PERSISTENT_TEXT, RESEND_FOR
+
+log = logging.getLogger(__name__)
+CLOSE_GRACE = 5.0  # seconds to wait for the broker to close the connection, after an error
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What publish_many() did: messages confirmed, refused (nacked, then sent again),
+    returned (no queue took them), and sent again after a lost connection."""
+
+    confirmed: int = 0
+    nacked: int = 0
+    returned: int = 0
+    resent: int = 0
+    seconds: float = 0.0
+
+
+def publish_many(
+    url,
+    routing_key,
+    bodies,
+    *,
+    exchange="",
+    window=1000,
+    batch=False,
+    on_confirmed=None,
+    timeout=RESEND_FOR,
+) -> Outcome:
+    """Publish every body (str) until the broker has confirmed each; on_confirmed(i) as
+    body i is. A broker lost for more than timeout seconds, or one that confirms nothing
+    for that long (a quorum queue without its majority; a full one that refuses), is a
+    BrokerError that says how many are not confirmed."""
+    run = Run(exchange, routing_key, [body.encode() for body in bodies], window, batch)
+    run.timeout = timeout
+    run.on_confirmed = on_confirmed or (lambda index: None)
+    started, lost_at, pause = time.monotonic(), None, 0.1
+    while run.todo or run.unconfirmed:
+        for one in broker_urls(url):
+            run.connect(one)
+            if run.opened or run.refused:
+                break
+        if run.error or run.refused or not run.ever_opened:  # at the start: no retry
+            raise BrokerError(run.error or f"cannot connect to {failures(run.unreachable)}")
+        if not (run.todo or run.unconfirmed):
+            break
+        if run.opened:  # it ran, and lost the broker
+            log.info(f" [!] Lost the broker: trying again for up to {timeout:g} s")
+            lost_at, pause = time.monotonic(), 0.1
+        elif time.monotonic() - lost_at > timeout:
+            raise BrokerError(f"lost the broker: {len(run.todo)} messages not confirmed")
+        time.sleep(pause)
+        pause = min(pause * 2, 2.0)
+    run.outcome.seconds = time.monotonic() - started
+    return run.outcome
+
+
+class Run:
+    """One publish_many(): what waits to be published, what waits for its confirm (by
+    delivery tag), and pika's callbacks, for one connection after another."""
+
+    def __init__(self, exchange, routing_key, bodies, window, batch):
+        self.exchange, self.routing_key, self.bodies = exchange, routing_key, bodies
+        self.window, self.batch = window, batch
+        self.todo = collections.deque(range(len(bodies)))  # indexes of bodies, in order
+        self.unconfirmed: dict[int, int] = {}  # delivery tag -> index, in publishing order
+        self.outcome, self.error, self.refused = Outcome(), None, False
+        self.unreachable: dict[str, str] = {}  # url -> why it did not answer
+        self.ever_opened = False
+
+    def connect(self, url):
+        """Publish on a connection to url until done, lost, or refused."""
+        self.url, self.opened, self.closing, self.channel = url, False, False, None
+        self.connection = pika.SelectConnection(
+            parameters(url),
+            on_open_callback=self.on_open,
+            on_open_error_callback=self.on_failed,
+            on_close_callback=self.on_closed,
+        )
+        self.connection.ioloop.call_later(self.timeout, self.unanswered)
+        self.connection.ioloop.start()
+        self.connection.ioloop.close()
+
+    def unanswered(self):
+        """A broker that has not let us in within the timeout: one that does not answer."""
+        if not self.opened:
+            self.unreachable[self.url] = f"no answer within {self.timeout:g} s"
+            self.connection.ioloop.stop()  # pika has no public way to drop the socket now
+
+    def on_open(self, connection):
+        if self.ever_opened:
+            log.info(RECONNECTED)
+        self.opened = self.ever_opened = True
+        self.last_ack = time.monotonic()
+        connection.channel(on_open_callback=self.on_channel)
+        self.watch()
+
+    def on_channel(self, channel):
+        self.channel, self.tag = channel, 0  # a new channel counts its tags from 1
+        channel.add_on_return_callback(self.on_return)
+        channel.add_on_close_callback(self.on_channel_closed)
+        channel.confirm_delivery(self.on_confirm, callback=lambda frame: self.publish())
+
+    def publish(self):
+        while self.todo and len(self.unconfirmed) < self.window and not self.closing:
+            index = self.todo.popleft()
+            self.channel.basic_publish(
+                self.exchange, self.routing_key, self.bodies[index], PERSISTENT_TEXT, mandatory=True
+            )
+            self.tag += 1
+            self.unconfirmed[self.tag] = index
+
+    def on_confirm(self, frame):
+        method = frame.method
+        if method.multiple:  # every tag up to this one
+            tags = [tag for tag in self.unconfirmed if tag <= method.delivery_tag]
+        else:
+            tags = [method.delivery_tag]
+        settled = [self.unconfirmed.pop(tag) for tag in tags]
+        if isinstance(method, pika.spec.Basic.Ack):
+            self.last_ack = time.monotonic()
+            self.outcome.confirmed += len(settled)
+            for index in settled:
+                self.on_confirmed(index)
+        else:  # refused: published again, after a pause
+            self.outcome.nacked += len(settled)
+            self.todo.extendleft(sorted(settled, reverse=True))
+            self.connection.ioloop.call_later(0.5, self.publish)
+            return
+        if not self.todo and not self.unconfirmed:
+            self.close()
+        elif not self.batch or not self.unconfirmed:
+            self.publish()
+
+    def on_return(self, channel, method, properties, body):
+        self.outcome.returned += 1  # the broker confirms it next: no queue took it
+
+    def on_channel_closed(self, channel, why):
+        # The channel alone, by the broker: its reason is final. With the connection: lost.
+        if isinstance(why, pika.exceptions.ChannelClosedByBroker):
+            self.error = f"the broker closed the channel: {why}"
+            self.close()
+
+    def on_closed(self, connection, why):
+        if self.unconfirmed and not self.error:  # lost: what it held goes out again
+            self.outcome.resent += len(self.unconfirmed)
+            self.todo.extendleft(reversed(list(self.unconfirmed.values())))
+            self.unconfirmed.clear()
+        connection.ioloop.stop()
+
+    def on_failed(self, connection, error):
+        # A refused login: the nodes of a cluster share their users, no use trying another.
+        self.refused = isinstance(error, LOGIN_REFUSED)
+        self.unreachable[self.url] = reason(error, self.url)
+        connection.ioloop.stop()
+
+    def watch(self):
+        """Every tenth of the timeout: a broker that confirms nothing for that long is
+        given up on (refusals, a nack each, are no confirms)."""
+        if self.connection.is_closed or self.closing:
+            return
+        if time.monotonic() - self.last_ack > self.timeout:
+            left = len(self.todo) + len(self.unconfirmed)
+            refused = f", {self.outcome.nacked} refused (nack)" if self.outcome.nacked else ""
+            self.error = f"no confirm in {self.timeout:g} s: {left} not confirmed{refused}"
+            self.close()
+        self.connection.ioloop.call_later(self.timeout / 10, self.watch)
+
+    def close(self):
+        self.closing = True
+        if self.connection.is_open:
+            self.connection.close()
+        if self.error:  # the broker may not answer the close either: stop waiting soon
+            self.connection.ioloop.call_later(CLOSE_GRACE, self.connection.ioloop.stop)
