@@ -11,8 +11,6 @@ import io
 import logging
 import math
 import os
-import re
-import shlex
 import signal
 import sys
 from collections.abc import Callable
@@ -21,9 +19,11 @@ from urllib.parse import urlsplit
 import pika
 
 from common.connection import BrokerError, broker_urls
+from common.errors import hint
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 RETRY_FOR = 30.0  # seconds a consumer keeps trying to reach the broker: a restart fits
+LOGGERS = ("common", "confirms", "rpc")  # the helpers', and the patterns' own modules'
 MAX_SECONDS = 86400  # for any option in seconds: a day is plenty, and sleep() has limits
 
 
@@ -169,12 +169,6 @@ def run(main: Callable[[], object], consumer: bool = False) -> None:
         sys.exit(0 if consumer else 130)
 
 
-INEQUIVALENT = re.compile(
-    r"inequivalent arg '([^']+)' for (queue|exchange) '([^']*)' in vhost '([^']*)': "
-    r"received (.+) but current is (.+)$"
-)
-
-
 def show_logs() -> None:
     """Show the helpers' logs as the scripts print: notices on stdout, warnings on stderr."""
     notices = logging.StreamHandler(sys.stdout)
@@ -182,30 +176,8 @@ def show_logs() -> None:
     warnings = logging.StreamHandler(sys.stderr)
     warnings.setLevel(logging.WARNING)
     warnings.setFormatter(logging.Formatter("warning: %(message)s"))
-    for name in ("common", "confirms"):  # the helpers, and the confirms pattern's own
+    for name in LOGGERS:
         helpers = logging.getLogger(name)
         helpers.setLevel(logging.INFO)
         helpers.handlers = [notices, warnings]
     logging.raiseExceptions = False  # output gone (`consumer.py | head`): no traceback
-
-
-def hint(reply_text: str) -> str:
-    """What to do about a declaration the broker refused (PRECONDITION_FAILED): the
-    queue or exchange exists with other settings than this script declares."""
-    found = INEQUIVALENT.search(reply_text)
-    if not found:
-        return ""
-    setting, kind, name, vhost, *values = found.groups()
-    # "the value 'quorum' of type 'longstr'" says no more than "'quorum'"
-    asked, current = (re.sub(r"the value ('[^']*') of type '\w+'", r"\1", v) for v in values)
-    if setting == "x-queue-type" and current == "none":  # RabbitMQ 3's word for classic
-        current = "'classic'"
-    said = f"this script declares the {kind} {name!r} with {setting} {asked}, but it has {current}"
-    if kind == "exchange":
-        return f" ({said}: delete it, in the management UI's Exchanges tab, and run again)"
-    where = "" if vhost == "/" else f" -p {shlex.quote(vhost)}"
-    delete = f"`rabbitmqctl delete_queue{where} {name}`"
-    existing = {"none": "classic", "'classic'": "classic", "'quorum'": "quorum"}.get(current)
-    if setting == "x-queue-type" and existing:
-        return f" ({said}: run with QUEUE_TYPE={existing}, or delete it with {delete})"
-    return f" ({said}: delete it with {delete} and run again)"

@@ -1,11 +1,9 @@
 """The connection to RabbitMQ, and what a failure to connect means, in words. A URL
 may list several brokers (a cluster's nodes); no password is ever printed."""
 
-import ipaddress
 import logging
 import os
 import re
-import socket
 import ssl
 import threading
 import time
@@ -14,6 +12,8 @@ from urllib.parse import unquote, urlsplit
 import pika
 from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from pika.exceptions import AMQPConnectionError
+
+from common.errors import reason
 
 log = logging.getLogger(__name__)
 
@@ -112,49 +112,6 @@ def failures(reasons: dict[str, str]) -> str:
     if len(set(reasons.values())) == 1:
         return f"{', '.join(map(without_password, reasons))}: {next(iter(reasons.values()))}"
     return "; ".join(f"{without_password(url)}: {why}" for url, why in reasons.items())
-
-
-def reason(error: BaseException, url: str) -> str:
-    """What a failed connection to url means, and what to check, in words."""
-    given = pika.URLParameters(url)
-    if isinstance(error, pika.exceptions.ProbableAuthenticationError):
-        if given.credentials.username == "guest" and not on_this_machine(given.host):
-            # The broker refuses a wrong password and guest from afar in the same words.
-            return (
-                "the broker refused the user guest: check the password; and unless the broker "
-                "lets guest in from other machines (loopback_users; the official Docker image "
-                "does, a package install does not), use a user of your own (rabbitmqctl add_user)"
-            )
-        return "the broker refused the user name or password: check them in the URL"
-    if isinstance(error, pika.exceptions.ProbableAccessDeniedError):
-        return f"the virtual host {given.virtual_host!r} does not exist, or the user may not use it"
-    if isinstance(error, pika.exceptions.ConnectionClosedByBroker):
-        return f"the broker closed the connection: {error.reply_text}"
-    if isinstance(error, ssl.SSLError):
-        if error.reason == "CERTIFICATE_VERIFY_FAILED":
-            why = getattr(error, "verify_message", None) or error.reason
-            if "mismatch" in why or "expired" in why:  # trusted, but not for this host, or old
-                return f"TLS failed: the broker's certificate: {why}"
-            return (
-                f"TLS failed ({why}): if your own CA signed the broker's "
-                "certificate, name its certificate with SSL_CERT_FILE=ca.pem"
-            )
-        return f"TLS failed ({error.reason}): is that port the broker's TLS port (5671)?"
-    if isinstance(error, UnicodeError):
-        return "the host name is not valid"
-    if isinstance(error, socket.gaierror):
-        return f"the host name does not resolve ({error.strerror})"
-    if "Timeout" in repr(error):  # pika's stack or socket time-out
-        return "something answers there, but not an AMQP broker (it timed out)"
-    return "no broker answers there: is RabbitMQ running, and are host and port right?"
-
-
-def on_this_machine(host: str) -> bool:
-    """Whether host names this machine (loopback), where RabbitMQ lets guest log in."""
-    try:
-        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class Connection:

@@ -15,6 +15,8 @@ import collections
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pika
 
@@ -25,8 +27,8 @@ from common.connection import (
     broker_urls,
     failures,
     parameters,
-    reason,
 )
+from common.errors import reason
 from common.publishing import PERSISTENT_TEXT, RESEND_FOR
 
 log = logging.getLogger(__name__)
@@ -61,9 +63,9 @@ def publish_many(
     for that long (a quorum queue without its majority; a full one that refuses), is a
     BrokerError that says how many are not confirmed."""
     run = Run(exchange, routing_key, [body.encode() for body in bodies], window, batch)
-    run.timeout = timeout
-    run.on_confirmed = on_confirmed or (lambda index: None)
-    started, lost_at, pause = time.monotonic(), None, 0.1
+    run.timeout, run.on_confirmed = timeout, on_confirmed or (lambda index: None)
+    started = lost_at = time.monotonic()
+    pause = 0.1
     while run.todo or run.unconfirmed:
         for one in broker_urls(url):
             run.connect(one)
@@ -96,10 +98,13 @@ class Run:
         self.outcome, self.error, self.refused = Outcome(), None, False
         self.unreachable: dict[str, str] = {}  # url -> why it did not answer
         self.ever_opened = False
+        self.timeout: float = RESEND_FOR
+        self.on_confirmed: Callable[[int], object] = lambda index: None
+        self.channel: Any = None
 
     def connect(self, url):
         """Publish on a connection to url until done, lost, or refused."""
-        self.url, self.opened, self.closing, self.channel = url, False, False, None
+        self.url, self.opened, self.closing = url, False, False
         self.connection = pika.SelectConnection(
             parameters(url),
             on_open_callback=self.on_open,

@@ -9,7 +9,7 @@ Observe:  " [.] fib(N)" per request it answers. Several servers share the
 import re
 
 from common.cli import parser, run
-from common.rpc import RpcServer
+from rpc.calls import RpcServer
 
 QUEUE = "rpc_queue"
 PREFETCH = 1  # one request at a time, so an idle server takes the next one

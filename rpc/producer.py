@@ -10,7 +10,7 @@ Observe:  all requests go out at once, each with its own correlation id; the
 import sys
 
 from common.cli import parser, run, seconds, whole_number
-from common.rpc import RpcClient, RpcError
+from rpc.calls import RpcClient, RpcError
 
 QUEUE = "rpc_queue"
 MAX_N = 10000

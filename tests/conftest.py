@@ -9,6 +9,8 @@ from pika.exceptions import NackError
 from processes import Scripts
 from throwaway import BrokerUnavailable, choose, describe, start_broker
 
+from common.cli import LOGGERS
+
 
 @pytest.fixture(scope="session")
 def broker():
@@ -118,14 +120,16 @@ def queue_type(request, monkeypatch):
 
 @pytest.fixture
 def logged():
-    """What the helpers log during the test (inprocess.Logged)."""
-    handler, helpers = Logged(), logging.getLogger("common")
-    level = helpers.level
-    helpers.setLevel(logging.INFO)
-    helpers.addHandler(handler)
+    """What the helpers log during the test (inprocess.Logged), as a script shows it."""
+    handler, loggers = Logged(), [logging.getLogger(name) for name in LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
     yield handler
-    helpers.removeHandler(handler)
-    helpers.setLevel(level)
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 @pytest.fixture

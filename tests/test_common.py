@@ -8,7 +8,8 @@ import pytest
 from inprocess import bare, broker_version, get_all, queue_info
 
 from common import Exchange, Queue
-from common.connection import reason, without_password
+from common.connection import without_password
+from common.errors import reason
 
 
 def test_a_named_queue_is_a_durable_quorum_queue_and_its_messages_persistent(broker, amqp_url):

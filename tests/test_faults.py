@@ -16,7 +16,7 @@ from common import Queue
 from common.connection import RECONNECTED
 from common.consuming import DONE
 from common.poison import DEAD_LETTERS
-from common.rpc import AWAITING
+from rpc.calls import AWAITING
 
 
 def test_persistent_messages_survive_a_broker_restart(start, restartable):

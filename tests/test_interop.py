@@ -8,7 +8,7 @@ from inprocess import get_all
 from test_rpc import QUEUE as RPC_QUEUE
 from test_rpc import answers, got, stand_in_server
 
-from common.rpc import AWAITING
+from rpc.calls import AWAITING
 
 AS_THE_TUTORIALS_DO = {"x-queue-type": "quorum"}
 PATTERNS = [("basic", "basic", []), ("workers", "task_queue", ["--delay", "0"])]

@@ -13,7 +13,7 @@ from inprocess import Consuming, bare, broker_version, ready_messages
 from processes import TIMEOUT, wait_until
 
 from common.connection import RECONNECTED
-from common.rpc import AWAITING, REPLY_TO, RpcClient, RpcError, RpcServer
+from rpc.calls import AWAITING, REPLY_TO, RpcClient, RpcError, RpcServer
 
 QUEUE = "rpc_queue"
 QUORUM = {"x-queue-type": "quorum"}  # as the server, and the official tutorial, declare it

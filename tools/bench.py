@@ -46,8 +46,8 @@ from throwaway import users_broker_or_throwaway
 from common import Queue
 from common.cli import DEFAULT_URL
 from common.consuming import DONE
-from common.rpc import REPLY_TO
 from confirms.bulk import publish_many
+from rpc.calls import REPLY_TO
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 BODY_SIZE = 100  # bytes, every message

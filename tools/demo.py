@@ -33,7 +33,8 @@ from throwaway import users_broker_or_throwaway
 from transcripts import Recorder
 
 from common.cli import DEFAULT_URL
-from common.connection import broker_urls, reason, without_password
+from common.connection import broker_urls, without_password
+from common.errors import reason
 from common.poison import DEAD_LETTERS
 
 COLOURS = ["cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta"]

@@ -11,7 +11,7 @@ that fails raises AssertionError. Its docstring is what the demo says to watch f
 from processes import wait_until
 
 from common.consuming import DONE
-from common.rpc import AWAITING
+from rpc.calls import AWAITING
 
 
 def received_all(consumer, producers):
