@@ -31,7 +31,7 @@ from common.connection import (
 from common.errors import reason
 from common.publishing import PERSISTENT_TEXT, RESEND_FOR
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("confirms.bulk")  # so named however it is imported
 CLOSE_GRACE = 5.0  # seconds to wait for the broker to close the connection, after an error
 
 

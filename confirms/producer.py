@@ -12,9 +12,10 @@ Observe:  one line per strategy: how many the broker confirmed, in how long, and
 
 from datetime import datetime
 
+from bulk import publish_many  # confirms/bulk.py, beside this file
+
 from common import Queue
 from common.cli import count, parser, run
-from confirms.bulk import publish_many
 
 QUEUE = "confirms"
 WINDOW = 1000  # "async": at most this many messages unconfirmed at a time

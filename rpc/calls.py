@@ -20,7 +20,7 @@ import pika
 from common.connection import BrokerError, Connection
 from common.topology import Queue
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("rpc.calls")  # so named however it is imported
 
 # Direct reply-to: the broker hands replies straight to the client's channel,
 # so no reply queue has to be declared, and cleaned up, for every client.

@@ -8,8 +8,9 @@ Observe:  " [.] fib(N)" per request it answers. Several servers share the
 
 import re
 
+from calls import RpcServer
+
 from common.cli import parser, run
-from rpc.calls import RpcServer
 
 QUEUE = "rpc_queue"
 PREFETCH = 1  # one request at a time, so an idle server takes the next one

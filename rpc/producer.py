@@ -9,8 +9,9 @@ Observe:  all requests go out at once, each with its own correlation id; the
 
 import sys
 
+from calls import RpcClient, RpcError
+
 from common.cli import parser, run, seconds, whole_number
-from rpc.calls import RpcClient, RpcError
 
 QUEUE = "rpc_queue"
 MAX_N = 10000

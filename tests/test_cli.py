@@ -1,14 +1,13 @@
 """The command-line contract: usage errors exit 2, broker problems one error: line and exit 1."""
 
 import os
-import runpy
 import socket
 import subprocess
 import sys
 
 import pytest
 from broker import free_port
-from processes import ROOT, Script
+from processes import ROOT, Script, load
 
 # Every script, with the arguments it cannot do without.
 REQUIRED = {
@@ -79,7 +78,7 @@ def assert_no_traceback(process):
 
 def main_of(script):
     """The script's main(), loaded as a module: its argument parsing runs in this process."""
-    return runpy.run_path(str(ROOT / script), run_name="under_test")["main"]
+    return load(ROOT / script, run_name="under_test")["main"]
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,6 @@ from processes import TIMEOUT
 from common import BrokerError, Queue
 from common.connection import RECONNECTED
 from confirms.bulk import publish_many
-from confirms.producer import SHOWN
 
 STRATEGIES = ["each", "batch", "async"]
 SUMMARY = re.compile(
@@ -61,7 +60,13 @@ def test_a_small_run_shows_each_message_sent_and_received(start):
     assert [body.split(" ")[0] for body in producer.sent()] == ["0", "1", "2"]
     consumer.wait_for_line(counted("batch", 3, 3))
     assert consumer.received() == producer.sent()
-    assert SHOWN >= 3
+
+
+@pytest.mark.parametrize(("n", "lines"), [(20, 20), (21, 0)])
+def test_a_line_per_message_up_to_20(start, n, lines):
+    producer = start("confirms/producer.py", "-n", str(n))
+    assert producer.wait() == 0, producer.describe()
+    assert len(producer.sent()) == lines
 
 
 BAD_INPUT = [

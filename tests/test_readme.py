@@ -129,3 +129,8 @@ def test_every_marker_is_one_the_tools_read(document):
     for marker, pattern in [("file", SHOWN_FILE), ("transcript", MARKED), ("bench", BENCH)]:
         written = len(re.findall(rf"^\.\. {marker}:", text, re.MULTILINE))
         assert len(pattern.findall(text)) == written, marker
+
+
+def test_the_readme_stays_under_8000_words():
+    """The team's limit for the walkthrough (measured in words, not lines)."""
+    assert len((ROOT / "README.rst").read_text().split()) <= 8000

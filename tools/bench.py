@@ -26,7 +26,6 @@ import multiprocessing
 import os
 import platform
 import queue
-import runpy
 import signal
 import statistics
 import subprocess
@@ -38,7 +37,7 @@ import uuid
 
 import pika
 from broker import BrokerUnavailable, claim, release
-from processes import OUTPUT, ROOT, Script, wait_until
+from processes import OUTPUT, ROOT, Script, load, wait_until
 from rich.console import Console
 from rich.table import Table
 from throwaway import users_broker_or_throwaway
@@ -456,7 +455,7 @@ def measure_rpc(url, counts, report):
     call (round by round), so that both meet the same moments of the machine. The
     concurrent calls are also made to a bare server that answers on a worker thread, as
     the helpers do: what that thread costs is told apart from what the helpers add."""
-    fibonacci = runpy.run_path(str(ROOT / "rpc" / "producer.py"), run_name="bench")
+    fibonacci = load(ROOT / "rpc" / "producer.py", run_name="bench")
     with admin_channel(url) as channel:  # as each server will: before the first request
         for name in (BARE_RPC_QUEUE, THREADED_RPC_QUEUE, RPC_QUEUE):
             channel.queue_declare(name, durable=True, arguments=QUORUM)

@@ -18,14 +18,13 @@ import argparse
 import inspect
 import itertools
 import os
-import runpy
 import shlex
 import signal
 import sys
 
 import pika
 from broker import BrokerUnavailable, claim, present, release
-from processes import ROOT, Scripts
+from processes import ROOT, Scripts, load
 from rich.console import Console
 from rich.text import Text
 from scenarios import PATTERNS
@@ -44,7 +43,7 @@ def topology(patterns=PATTERNS):
     """The named queues and exchanges these patterns declare, read from their files."""
     names = set()
     for pattern in patterns:
-        constants = runpy.run_path(str(ROOT / pattern / "producer.py"))  # main() does not run
+        constants = load(ROOT / pattern / "producer.py")  # main() does not run
         if constants.get("QUEUE"):
             names.add(("queue", constants["QUEUE"]))
         if constants.get("EXCHANGE"):

@@ -1,6 +1,7 @@
 """Pattern scripts run as real subprocesses, their output read line by line as it comes."""
 
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -13,6 +14,16 @@ from common.consuming import READY
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 15.0  # the longest any test waits for one event
 OUTPUT = threading.Condition()  # notified on every line any script prints
+
+
+def load(path, run_name="loaded"):
+    """A script's names, as `python path` would define them but without running main():
+    its own folder first on sys.path, so that a module beside it imports."""
+    sys.path.insert(0, str(Path(path).parent))
+    try:
+        return runpy.run_path(str(path), run_name=run_name)
+    finally:
+        sys.path.remove(str(Path(path).parent))
 
 
 def wait_until(condition, what, *scripts, timeout=TIMEOUT):

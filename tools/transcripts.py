@@ -124,6 +124,8 @@ GROUPS = {"workers-consumer-": 3, "rpc-consumer-": 2}
 GENERATED = [
     (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}"), "<time>"),
     (re.compile(r"amq\.gen-[\w-]+"), "amq.gen-<name>"),
+    (re.compile(r"in \d+\.\d\d s\b"), "in <seconds> s"),  # confirms: how long, how fast
+    (re.compile(r"\([\d,]+ msg/s\)"), "(<rate> msg/s)"),
     # The broker's own words for a PRECONDITION_FAILED differ by version (RabbitMQ 3.10:
     # "received the value 'quorum' of type 'longstr' but current is none"; 4.0: "received
     # 'quorum' but current is 'classic'"); the explanation after them is ours, compared as is.
