@@ -13,6 +13,7 @@ and so is what the broker refused (a nack): a message may arrive twice, none is 
 
 import collections
 import dataclasses
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -63,7 +64,7 @@ def publish_many(
     for that long (a quorum queue without its majority; a full one that refuses), is a
     BrokerError that says how many are not confirmed."""
     run = Run(exchange, routing_key, [body.encode() for body in bodies], window, batch)
-    run.timeout, run.on_confirmed = timeout, on_confirmed or (lambda index: None)
+    run.timeout, run.on_confirmed = timeout, on_confirmed
     started = lost_at = time.monotonic()
     pause = 0.1
     while run.todo or run.unconfirmed:
@@ -99,7 +100,7 @@ class Run:
         self.unreachable: dict[str, str] = {}  # url -> why it did not answer
         self.ever_opened = False
         self.timeout: float = RESEND_FOR
-        self.on_confirmed: Callable[[int], object] = lambda index: None
+        self.on_confirmed: Callable[[int], object] | None = None
         self.channel: Any = None
 
     def connect(self, url):
@@ -146,16 +147,16 @@ class Run:
 
     def on_confirm(self, frame):
         method = frame.method
-        if method.multiple:  # every tag up to this one
-            tags = [tag for tag in self.unconfirmed if tag <= method.delivery_tag]
-        else:
-            tags = [method.delivery_tag]
+        last, tags = method.delivery_tag, [method.delivery_tag]
+        if method.multiple:  # every tag up to this one: the first ones, in tag order
+            tags = list(itertools.takewhile(lambda tag: tag <= last, self.unconfirmed))
         settled = [self.unconfirmed.pop(tag) for tag in tags]
         if isinstance(method, pika.spec.Basic.Ack):
             self.last_ack = time.monotonic()
             self.outcome.confirmed += len(settled)
-            for index in settled:
-                self.on_confirmed(index)
+            if shown := self.on_confirmed:
+                for index in settled:
+                    shown(index)
         else:  # refused: published again, after a pause
             self.outcome.nacked += len(settled)
             self.todo.extendleft(sorted(settled, reverse=True))

@@ -10,7 +10,10 @@ HEADLINES = [
     "helpers_vs_raw_consume",
     "helpers_vs_raw_rpc_concurrent",
     "helpers_vs_threaded_rpc_concurrent",
-    "confirmed_vs_unconfirmed_publish",
+    "confirms_each_vs_bare",
+    "confirms_batch_vs_bare",
+    "confirms_async_vs_bare",
+    "confirms_async_vs_unconfirmed",
     "rpc_p50_ms",
     "rpc_concurrent_per_s",
     "workers_efficiency_4",
@@ -19,8 +22,12 @@ RAW = [
     "publish_bare_unconfirmed_per_s",
     "publish_bare_confirmed_per_s",
     "publish_helpers_per_s",
-    "publish_confirmed_batches_per_s",
-    "publish_confirmed_streaming_per_s",
+    "confirms_unconfirmed_per_s",
+    *(
+        f"confirms_{name}_{who}_per_s"
+        for name in ("each", "batch", "async")
+        for who in ("bare", "ours")
+    ),
     "consume_bare_prefetch_1_per_s",
     "consume_bare_prefetch_100_per_s",
     "consume_bare_multiple_ack_per_s",

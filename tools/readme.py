@@ -79,7 +79,7 @@ def synced(text):
         return f"{marker}\n\n.. code-block:: python\n\n{indent(code)}\n"
 
     def measured(match):
-        from bench import rst_table  # here: it needs rich, which only the tools install
+        from benchmarks.report import rst_table  # here: it needs rich, which only the tools install
 
         results = json.loads((ROOT / match.group(1)).read_text())
         return f".. bench: {match.group(1)}\n\n{rst_table(results)}\n"
