@@ -71,17 +71,6 @@ def routing_key(text: str) -> str:
     return text
 
 
-def binding_key(text: str) -> str:
-    """An argparse type: a topic binding key. RabbitMQ refuses more than two "#" in one
-    from 4.3.5, older versions take them: refused here, on every version, as 4.3 says."""
-    if (wildcards := routing_key(text).split(".").count("#")) > 2:
-        raise argparse.ArgumentTypeError(
-            f"a binding key uses at most 2 '#' wildcards (RabbitMQ 4.3.5 and later refuse "
-            f"more), this one {wildcards}"
-        )
-    return text
-
-
 def seconds(text: str) -> float:
     """An argparse type: a number of seconds, from 0 to a day."""
     try:

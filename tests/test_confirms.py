@@ -7,7 +7,7 @@ import time
 
 import pytest
 from broker import free_port
-from inprocess import Call, get_all, ready_messages
+from inprocess import Call, bare, get_all, ready_messages
 from processes import TIMEOUT
 
 from common import BrokerError, Queue
@@ -184,3 +184,13 @@ def test_publish_many_sends_a_refused_message_again_until_the_broker_takes_it(am
     assert done.confirmed == 1
     everything = taken + [body for _, body in get_all(amqp_url, full_queue)]
     assert [body for body in everything if body != b"filler"] == [b"again"]
+
+
+def test_a_queue_that_exists_with_other_arguments_is_one_error_line(start, amqp_url):
+    with bare(amqp_url) as connection:  # a classic "confirms", as someone else declared it
+        connection.channel().queue_declare("confirms", durable=True)
+    producer = start("confirms/producer.py", "-n", "5")
+    assert producer.wait() == 1, producer.describe()
+    [line] = producer.stderr
+    assert line.startswith("error: the broker refused: PRECONDITION_FAILED")
+    assert "run with QUEUE_TYPE=classic, or delete it" in line
