@@ -66,20 +66,23 @@ def publish_many(
     run = Run(exchange, routing_key, [body.encode() for body in bodies], window, batch)
     run.timeout, run.on_confirmed = timeout, on_confirmed
     started = lost_at = time.monotonic()
-    pause = 0.1
+    pause, progress = 0.1, -1  # progress: confirmed when the broker was last lost
     while run.todo or run.unconfirmed:
         for one in broker_urls(url):
             run.connect(one)
             if run.opened or run.refused:
                 break
+        if run.failure:  # raised in a callback (on_confirmed): the caller's to see
+            raise run.failure
+        if not (run.todo or run.unconfirmed):
+            break  # all confirmed, whatever went wrong after
         if run.error or run.refused or not run.ever_opened:  # at the start: no retry
             raise BrokerError(run.error or f"cannot connect to {failures(run.unreachable)}")
-        if not (run.todo or run.unconfirmed):
-            break
         if run.opened:  # it ran, and lost the broker
             log.info(f" [!] Lost the broker: trying again for up to {timeout:g} s")
-            lost_at, pause = time.monotonic(), 0.1
-        elif time.monotonic() - lost_at > timeout:
+            if run.outcome.confirmed > progress:  # lost again with nothing done: no new time
+                lost_at, pause, progress = time.monotonic(), 0.1, run.outcome.confirmed
+        if time.monotonic() - lost_at > timeout:
             raise BrokerError(f"lost the broker: {len(run.todo)} messages not confirmed")
         time.sleep(pause)
         pause = min(pause * 2, 2.0)
@@ -98,6 +101,8 @@ class Run:
         self.unconfirmed: dict[int, int] = {}  # delivery tag -> index, in publishing order
         self.outcome, self.error, self.refused = Outcome(), None, False
         self.unreachable: dict[str, str] = {}  # url -> why it did not answer
+        self.failure: BaseException | None = None
+        self.returned: collections.Counter = collections.Counter()  # bodies no queue took
         self.ever_opened = False
         self.timeout: float = RESEND_FOR
         self.on_confirmed: Callable[[int], object] | None = None
@@ -138,10 +143,11 @@ class Run:
 
     def publish(self):
         while self.todo and len(self.unconfirmed) < self.window and not self.closing:
-            index = self.todo.popleft()
+            index = self.todo[0]
             self.channel.basic_publish(
                 self.exchange, self.routing_key, self.bodies[index], PERSISTENT_TEXT, mandatory=True
             )
+            self.todo.popleft()  # only now: a publish that raised leaves it to do
             self.tag += 1
             self.unconfirmed[self.tag] = index
 
@@ -153,22 +159,41 @@ class Run:
         settled = [self.unconfirmed.pop(tag) for tag in tags]
         if isinstance(method, pika.spec.Basic.Ack):
             self.last_ack = time.monotonic()
+            if self.returned:  # confirmed, but no queue took it: not "confirmed" to us
+                settled = [index for index in settled if not self.took_back(index)]
             self.outcome.confirmed += len(settled)
-            if shown := self.on_confirmed:
-                for index in settled:
-                    shown(index)
+            try:
+                for index in settled if self.on_confirmed else ():
+                    self.on_confirmed(index)  # type: ignore[misc]
+            except BaseException as error:  # pika would take it for a lost connection
+                self.failure = error
+                self.close()
+                return
         else:  # refused: published again, after a pause
             self.outcome.nacked += len(settled)
             self.todo.extendleft(sorted(settled, reverse=True))
-            self.connection.ioloop.call_later(0.5, self.publish)
+            self.connection.ioloop.call_later(0.5, self.publish_more)
             return
+        self.publish_more()
+
+    def publish_more(self):
+        """After a confirm: close when all are confirmed, else publish as the strategy says
+        (a batch once every confirm of the last is in)."""
         if not self.todo and not self.unconfirmed:
             self.close()
         elif not self.batch or not self.unconfirmed:
             self.publish()
 
+    def took_back(self, index):
+        """Whether body index is one the broker returned (no queue took it): once each."""
+        if self.returned[self.bodies[index]] > 0:
+            self.returned[self.bodies[index]] -= 1
+            return True
+        return False
+
     def on_return(self, channel, method, properties, body):
         self.outcome.returned += 1  # the broker confirms it next: no queue took it
+        self.returned[body] += 1
 
     def on_channel_closed(self, channel, why):
         # The channel alone, by the broker: its reason is final. With the connection: lost.
@@ -177,7 +202,12 @@ class Run:
             self.close()
 
     def on_closed(self, connection, why):
-        if self.unconfirmed and not self.error:  # lost: what it held goes out again
+        if isinstance(why, pika.exceptions.ConnectionBlockedTimeout):  # an alarm: final
+            self.error = (
+                "the broker blocked publishing and did not resume in time: it is short of "
+                "memory or disk (see `rabbitmqctl status`, alarms)"
+            )
+        if self.unconfirmed and not (self.error or self.failure):  # lost: sent out again
             self.outcome.resent += len(self.unconfirmed)
             self.todo.extendleft(reversed(list(self.unconfirmed.values())))
             self.unconfirmed.clear()
@@ -185,6 +215,9 @@ class Run:
 
     def on_failed(self, connection, error):
         # A refused login: the nodes of a cluster share their users, no use trying another.
+        while getattr(error, "exceptions", None) or getattr(error, "exception", None):
+            error = (getattr(error, "exceptions", None) or [error])[-1]  # pika's wrappings
+            error = getattr(error, "exception", None) or error
         self.refused = isinstance(error, LOGIN_REFUSED)
         self.unreachable[self.url] = reason(error, self.url)
         connection.ioloop.stop()

@@ -15,11 +15,12 @@ from datetime import datetime
 from bulk import publish_many  # confirms/bulk.py, beside this file
 
 from common import Queue
-from common.cli import count, parser, run
+from common.cli import parser, run, whole_number
 
 QUEUE = "confirms"
 WINDOW = 1000  # "async": at most this many messages unconfirmed at a time
 SHOWN = 20  # up to this many messages, a line for each
+MOST = 10_000_000  # messages in one run: every body is made before the first is sent
 STRATEGIES = ("each", "batch", "async")
 
 
@@ -44,9 +45,15 @@ def main(argv=None):
     options.add_argument(
         "--strategy", choices=[*STRATEGIES, "all"], default="async", help="(default: async)"
     )
-    options.add_argument("-n", type=count, default=1000, help="how many messages (default: 1000)")
     options.add_argument(
-        "--batch", type=count, default=100, metavar="SIZE", help="batch size (default: 100)"
+        "-n", type=whole_number(1, MOST), default=1000, help="how many messages (default: 1000)"
+    )
+    options.add_argument(
+        "--batch",
+        type=whole_number(1, MOST),
+        default=100,
+        metavar="SIZE",
+        help="batch size (default: 100)",
     )
     args = options.parse_args(argv)
     if args.batch > args.n and args.strategy in ("batch", "all"):

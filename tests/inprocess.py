@@ -95,6 +95,12 @@ class Seen:
             return list(self.items)
 
 
+def broker_release(broker):
+    """(major, minor, patch) of the RabbitMQ under test, as its management API says."""
+    version = json.loads(broker.api("GET", "/api/overview"))["rabbitmq_version"]
+    return tuple(int(part) for part in version.split("+")[0].split("-")[0].split(".")[:3])
+
+
 def broker_version(broker):
     """(major, minor) of the RabbitMQ under test, as its management API says."""
     version = json.loads(broker.api("GET", "/api/overview"))["rabbitmq_version"]

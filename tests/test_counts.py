@@ -115,8 +115,16 @@ def came_back(broker, url, queue):
     deadline = time.monotonic() + TIMEOUT
     while ready_messages(url, queue) == 0:
         if vhost not in broker.ctl("list_connections", "--quiet", "vhost").split():
-            return ready_messages(url, queue) != 0  # noticed, and given back or dropped
+            # Noticed: given back, or dropped. A quorum queue's return is a replicated
+            # write: give it a moment (paid once, at the drop) before calling it dropped.
+            settled = time.monotonic() + 2.0
+            while time.monotonic() < settled:
+                if ready_messages(url, queue):
+                    return True
+                time.sleep(0.05)  # a poll interval, bounded by the moment above
+            return False
         assert time.monotonic() < deadline, f"a connection to {vhost!r} still listed"
+        time.sleep(0.05)  # a poll interval, bounded by the deadline: no event to wait on
     return True
 
 

@@ -213,13 +213,16 @@ def test_ctrl_c_while_messages_flow_exits_cleanly_every_time(start):
     assert producer.wait(60) == 0
 
 
-def test_a_broker_that_blocks_publishers_is_an_error_not_a_hang(start, restartable, amqp_url):
-    """A memory alarm blocks every publisher; the producer gives up after its blocked timeout."""
+@pytest.mark.parametrize("script", ["basic/producer.py", "confirms/producer.py"])
+def test_a_broker_that_blocks_publishers_is_an_error_not_a_hang(
+    start, restartable, amqp_url, script
+):
+    """A memory alarm blocks every publisher; the producer gives up after its blocked
+    timeout, with one line (confirms/producer.py's publish_many() too: not a reconnection,
+    which the broker would block again, for as long as the alarm lasts)."""
     restartable.ctl("set_vm_memory_high_watermark", "0.0000001")
     try:
-        producer = start(
-            "basic/producer.py", "-n", "1", url=amqp_url + "?blocked_connection_timeout=2"
-        )
+        producer = start(script, "-n", "1", url=amqp_url + "?blocked_connection_timeout=2")
         assert producer.wait(30) == 1, producer.describe()
     finally:
         restartable.ctl("set_vm_memory_high_watermark", "0.4")

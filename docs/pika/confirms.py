@@ -33,7 +33,7 @@ def publish(strategy, window):
     """2 and 3: publish up to window messages, and let the confirms come as they will:
     a batch waits for all of its confirms; async sends one more per confirm."""
     unconfirmed = set()  # delivery tags: the channel numbers its messages 1, 2, 3, ...
-    sent = 0
+    sent, refused = 0, []
 
     def send_more(channel):
         nonlocal sent
@@ -47,9 +47,10 @@ def publish(strategy, window):
         unconfirmed.difference_update(
             {t for t in unconfirmed if t <= tag} if frame.method.multiple else {tag}
         )
-        if isinstance(frame.method, pika.spec.Basic.Nack):
-            raise RuntimeError(f"the broker refused message {tag}: send it again")
-        if sent == N and not unconfirmed:
+        if isinstance(frame.method, pika.spec.Basic.Nack):  # to send again; here, we stop
+            refused.append(tag)
+            channel.connection.close()
+        elif sent == N and not unconfirmed:
             channel.connection.close()
         elif strategy == "async" or not unconfirmed:
             send_more(channel)
@@ -66,7 +67,9 @@ def publish(strategy, window):
         on_open_callback=lambda opened: opened.channel(on_open_callback=on_channel),
         on_close_callback=lambda closed, why: closed.ioloop.stop(),
     )
-    connection.ioloop.start()
+    connection.ioloop.start()  # until the connection closes: done, refused, or lost
+    if refused or unconfirmed or sent < N:  # pika takes an exception raised here as a loss
+        raise SystemExit(f"error: {strategy}: not all confirmed (refused: {refused[:5]})")
     print(f" [x] {strategy}: {N} confirmed in {time.perf_counter() - began:.2f} s")
 
 

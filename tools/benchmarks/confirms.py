@@ -38,9 +38,9 @@ def bare_select(url, n, window, batch, confirms=True):
         unconfirmed.difference_update(
             {t for t in unconfirmed if t <= tag} if frame.method.multiple else {tag}
         )
-        if isinstance(frame.method, pika.spec.Basic.Nack):
-            raise BenchError(f"bare pika: the broker refused message {tag}")
-        if sent == n and not unconfirmed:
+        if isinstance(frame.method, pika.spec.Basic.Nack):  # pika would take a raise for a loss
+            channel.connection.close()
+        elif sent == n and not unconfirmed:
             finish(channel)
         elif not batch or not unconfirmed:
             send(channel)
@@ -65,7 +65,7 @@ def bare_select(url, n, window, batch, confirms=True):
     )
     connection.ioloop.start()
     if not elapsed:
-        raise BenchError("bare pika on a SelectConnection: the connection ended early")
+        raise BenchError("bare pika on a SelectConnection: refused (nack), or the connection lost")
     return n / elapsed[0]
 
 
