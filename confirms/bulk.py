@@ -78,12 +78,15 @@ def publish_many(
             break  # all confirmed, whatever went wrong after
         if run.error or run.refused or not run.ever_opened:  # at the start: no retry
             raise BrokerError(run.error or f"cannot connect to {failures(run.unreachable)}")
-        if run.opened:  # it ran, and lost the broker
-            log.info(f" [!] Lost the broker: trying again for up to {timeout:g} s")
-            if run.outcome.confirmed > progress:  # lost again with nothing done: no new time
+        if run.opened:  # it ran, and lost the broker, or the broker refused a message
+            if run.refused_here:
+                log.info(" [!] The broker refused messages (nack): sending them again")
+            else:
+                log.info(f" [!] Lost the broker: trying again for up to {timeout:g} s")
+            if run.outcome.confirmed > progress:  # again with nothing done: no new time
                 lost_at, pause, progress = time.monotonic(), 0.1, run.outcome.confirmed
         if time.monotonic() - lost_at > timeout:
-            raise BrokerError(f"lost the broker: {len(run.todo)} messages not confirmed")
+            raise BrokerError(run.gave_up(timeout))
         time.sleep(pause)
         pause = min(pause * 2, 2.0)
     run.outcome.seconds = time.monotonic() - started
@@ -103,14 +106,14 @@ class Run:
         self.unreachable: dict[str, str] = {}  # url -> why it did not answer
         self.failure: BaseException | None = None
         self.returned: collections.Counter = collections.Counter()  # bodies no queue took
-        self.ever_opened = False
+        self.ever_opened = self.refused_here = self.opened = False
         self.timeout: float = RESEND_FOR
         self.on_confirmed: Callable[[int], object] | None = None
         self.channel: Any = None
 
     def connect(self, url):
         """Publish on a connection to url until done, lost, or refused."""
-        self.url, self.opened, self.closing = url, False, False
+        self.url, self.opened, self.closing, self.refused_here = url, False, False, False
         self.connection = pika.SelectConnection(
             parameters(url),
             on_open_callback=self.on_open,
@@ -169,10 +172,12 @@ class Run:
                 self.failure = error
                 self.close()
                 return
-        else:  # refused: published again, after a pause
+        else:  # refused: sent again on a fresh connection (a channel refused once, after a
+            # quorum queue lost its leader, say, goes on refusing), after a pause
             self.outcome.nacked += len(settled)
             self.todo.extendleft(sorted(settled, reverse=True))
-            self.connection.ioloop.call_later(0.5, self.publish_more)
+            self.refused_here = True
+            self.close()
             return
         self.publish_more()
 
@@ -228,11 +233,17 @@ class Run:
         if self.connection.is_closed or self.closing:
             return
         if time.monotonic() - self.last_ack > self.timeout:
-            left = len(self.todo) + len(self.unconfirmed)
-            refused = f", {self.outcome.nacked} refused (nack)" if self.outcome.nacked else ""
-            self.error = f"no confirm in {self.timeout:g} s: {left} not confirmed{refused}"
+            self.error = self.gave_up(self.timeout)
             self.close()
         self.connection.ioloop.call_later(self.timeout / 10, self.watch)
+
+    def gave_up(self, timeout):
+        """Why publish_many() gives up, in words: how many are not confirmed."""
+        left = len(self.todo) + len(self.unconfirmed)
+        if not (self.refused_here or self.opened):
+            return f"lost the broker for {timeout:g} s: {left} messages not confirmed"
+        refused = f", {self.outcome.nacked} refused (nack)" if self.outcome.nacked else ""
+        return f"no confirm in {timeout:g} s: {left} not confirmed{refused}"
 
     def close(self):
         self.closing = True
