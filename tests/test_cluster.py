@@ -14,12 +14,10 @@ import re
 import pytest
 from broker import answers
 from container import engine, owned
-from node_loss import CONFIRMS_RUNS, KILL_AFTER, MESSAGES, NO_MAJORITY_WAIT, lose_the_leader, shape
+from node_loss import KILL_AFTER, MESSAGES, NO_MAJORITY_WAIT, lose_the_leader, shape
 from readme import DOCUMENTS
 from throwaway import choose
 from transcripts import shown
-
-from common.connection import RECONNECTED
 
 pytestmark = pytest.mark.cluster
 RECONNECT_WITHIN = 10.0  # seconds; it takes well under one when the node's process dies
@@ -75,22 +73,6 @@ def test_the_cluster_stops_cleanly_and_leaves_nothing_behind(run, report):
     assert [node.url for node in run.nodes if answers(node.url)] == []  # what a reader sees
     phases = ", ".join(f"{what} {seconds:g}" for what, seconds in run.seconds.items())
     report(f"cluster: seconds from the start: {phases}")
-
-
-def test_each_confirms_strategy_rides_through_the_leader_kill(run, report):
-    """confirms/producer.py, each strategy at once, on the queue that the killed node led:
-    each loses the broker mid-run, connects to another node, sends again what was not
-    confirmed, and the consumer finds none missing."""
-    for strategy, producer in run.confirms.items():
-        n = CONFIRMS_RUNS[strategy]
-        assert producer.process.returncode == 0, producer.describe()
-        assert RECONNECTED in producer.stdout, producer.describe()  # it rode through the kill
-        [summary] = [line for line in producer.stdout if line.startswith(f"{strategy}: ")]
-        assert summary.startswith(f"{strategy}: {n} confirmed in "), summary
-        assert summary.endswith(" sent again") and " 0 returned" in summary, summary
-        [counted] = [line for line in run.confirms_counted if line.startswith(f"{strategy} of")]
-        assert counted.startswith(f"{strategy} of {n}: {n} received: none missing"), counted
-        report(f"cluster, confirms: {summary.split('; ', 1)[1]}; {counted.split(': ', 2)[2]}")
 
 
 def test_without_a_majority_nothing_is_confirmed(run):

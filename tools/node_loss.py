@@ -20,7 +20,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from json import loads
 
-import pika
 from broker import BOOT_TIMEOUT, Broker, BrokerUnavailable
 from cluster import READY
 from container import engine, remove_owned
@@ -32,9 +31,6 @@ from common.connection import RECONNECTED
 from confirms.bulk import publish_many
 
 MESSAGES = 200
-# confirms/producer.py's runs, all three at once beside the workers', through the kill:
-# enough messages that the kill lands in the middle of each, even on a cluster's pace.
-CONFIRMS_RUNS = {"each": 5_000, "batch": 50_000, "async": 50_000}
 KILL_AFTER = 100  # sent and confirmed: the producer is half-way
 DELAY = "0.1"  # seconds of work per task: the workers are mid-task at the kill, and busy after
 RIDE_THROUGH = 60.0  # seconds for what follows the kill: far more than it takes
@@ -73,8 +69,6 @@ class Observed:
     worker_codes: list = field(default_factory=list)  # after Ctrl-C
     left_in_queue: int | None = None  # once the workers stopped: unacked ones come back
     without_majority: str = ""  # what publish_many() said with two nodes of three dead
-    confirms: dict = field(default_factory=dict)  # strategy -> its producer, through the kill
-    confirms_counted: list = field(default_factory=list)  # the confirms consumer's lines
     command_code: int | None = None
     owner: int = 0  # the pid of tools/cluster.py: its containers and network are labelled so
     path: str = ""  # "local" or "container", as cluster.py printed
@@ -153,17 +147,6 @@ def run_the_workers(start, nodes, seen):
     workers.append(start_on(seen.leader or 1, "workers/consumer.py", "--delay", DELAY))
     workers[1].wait_ready()
     doomed = workers[0 if seen.leader == 0 else 1]  # the worker on the leader's node
-    # The confirms queue led from the same node: its producers connect there first, and
-    # a policy puts a new quorum queue's leader on the node its declaring client is on.
-    local = {"pattern": "^confirms$", "definition": {"queue-leader-locator": "client-local"}}
-    nodes[0].api.api("PUT", "/api/policies/%2F/confirms-local", {**local, "apply-to": "queues"})
-    seen.confirms = {
-        strategy: start_on(
-            seen.leader, "confirms/producer.py", "--strategy", strategy, "-n", f"{n}"
-        )
-        for strategy, n in CONFIRMS_RUNS.items()
-    }
-    wait_until_publishing(from_node(seen.leader), seen.confirms.values())
     producer = start_on(seen.leader, "workers/producer.py", "-n", str(MESSAGES))
     wait_until(lambda: len(producer.sent()) >= KILL_AFTER, "half sent", producer)
     killed = time.monotonic()  # from the kill asked: docker kill returns once it is dead
@@ -173,20 +156,6 @@ def run_the_workers(start, nodes, seen):
     seen.reconnected_after = time.monotonic() - killed
     seen.producer_code = producer.wait(RIDE_THROUGH)
     seen.mark("producer done")
-    for confirming in seen.confirms.values():
-        confirming.wait(RIDE_THROUGH)
-    counter = start_on(alive_of(nodes, seen.leader), "confirms/consumer.py").wait_ready()
-    counted = [
-        f"{strategy} of {n}: {n} received: none missing" for strategy, n in CONFIRMS_RUNS.items()
-    ]
-
-    def all_counted():
-        return all(any(line.startswith(c) for line in counter.stdout) for c in counted)
-
-    wait_until(all_counted, "the confirms runs counted", counter, timeout=RIDE_THROUGH)
-    counter.stop(signal.SIGINT)
-    seen.confirms_counted = [line for line in counter.stdout if " received: " in line]
-    seen.mark("confirms counted")
     seen.producer_reconnected = RECONNECTED in producer.stdout
     if seen.producer_reconnected:  # the task it published again: the next one it says sent
         again = producer.stdout[producer.stdout.index(RECONNECTED) :]
@@ -227,30 +196,6 @@ def run_the_workers(start, nodes, seen):
     ]:
         shown = shlex.join(["python", *script.command[1:]])
         seen.transcripts[name] = [f"$ {shown}", *excerpt(script.stdout + script.stderr)]
-
-
-def wait_until_publishing(url, producers, least=100):
-    """Wait until the confirms queue holds more than least messages: its producers are
-    under way (they print nothing until the end: the queue is asked, not their output)."""
-    deadline = time.monotonic() + RIDE_THROUGH
-    while ready_messages(url, "confirms") <= least:
-        if time.monotonic() > deadline:
-            raise AssertionError("\n\n".join(producer.describe() for producer in producers))
-        time.sleep(0.05)  # a poll interval, bounded by the deadline: no event to wait on
-
-
-def ready_messages(url, queue):
-    """Messages ready in queue; 0 if it is not there (yet). A passive declaration only asks."""
-    with Queue(url, None) as observer:
-        try:
-            return observer.channel.queue_declare(queue, passive=True).method.message_count
-        except pika.exceptions.ChannelClosedByBroker:
-            return 0
-
-
-def alive_of(nodes, dead):
-    """A node other than the dead one."""
-    return next(i for i in range(len(nodes)) if i != dead)
 
 
 def leader_of(queue, nodes):
