@@ -33,7 +33,7 @@ from common.errors import reason
 from common.publishing import PERSISTENT_TEXT, RESEND_FOR
 
 log = logging.getLogger("confirms.bulk")  # so named however it is imported
-CLOSE_GRACE = 5.0  # seconds to wait for the broker to close the connection, after an error
+CLOSE_GRACE = 5.0  # seconds to wait for the broker to answer our close
 
 
 @dataclasses.dataclass
@@ -249,5 +249,13 @@ class Run:
         self.closing = True
         if self.connection.is_open:
             self.connection.close()
-        if self.error:  # the broker may not answer the close either: stop waiting soon
-            self.connection.ioloop.call_later(CLOSE_GRACE, self.connection.ioloop.stop)
+        # The broker may not answer the close: after a quorum queue lost its leader, a
+        # channel of RabbitMQ 3.10.8 refused a message and then never answered anything.
+        self.connection.ioloop.call_later(CLOSE_GRACE, self.drop)
+
+    def drop(self):
+        """A close not answered in time: drop the connection, as pika's own heartbeat
+        check drops a peer gone silent; what was not confirmed is then sent again."""
+        if self.connection.is_closing:
+            unanswered = pika.exceptions.StreamLostError("the broker did not answer the close")
+            self.connection._terminate_stream(unanswered)  # no public way to drop it

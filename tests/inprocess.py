@@ -6,6 +6,7 @@ import json
 import logging
 import pathlib
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -192,3 +193,54 @@ def bare(url):
     finally:
         if connection.is_open:
             connection.close()
+
+
+class DeafToClose:
+    """A TCP proxy to the broker whose first connection goes deaf once the client closes
+    a channel: the close never reaches the broker and nothing comes back, the socket
+    stays open. So a broker's channel that never answers again (RabbitMQ 3.10.8's, after
+    a quorum queue lost its leader) is met on purpose. url: the proxy's, for the client."""
+
+    CHANNEL_CLOSE = b"\x00\x14\x00\x28"  # class 20 (channel), method 40 (close)
+
+    def __init__(self, broker_url):
+        target = urllib.parse.urlsplit(broker_url)
+        self.target = (target.hostname, target.port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        port = self.listener.getsockname()[1]
+        self.url = target._replace(netloc=f"{target.username}:{target.password}@127.0.0.1:{port}")
+        self.url = urllib.parse.urlunsplit(self.url)
+        self.connections, self.deaf = 0, threading.Event()
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            client, _ = self.listener.accept()
+            self.connections += 1
+            broker = socket.create_connection(self.target)
+            first = self.connections == 1
+            for pump in (self.to_broker, self.to_client):
+                threading.Thread(
+                    target=self.ends, args=(pump, client, broker, first), daemon=True
+                ).start()
+
+    @staticmethod
+    def ends(pump, client, broker, first):
+        """Run one direction until either side goes; then close both."""
+        with client, broker, contextlib.suppress(OSError, ValueError):
+            pump(client, broker, first)
+
+    def to_broker(self, client, broker, first):
+        stream = client.makefile("rb")
+        broker.sendall(stream.read(8))  # the protocol header
+        while header := stream.read(7):  # type, channel, payload size; then payload, end
+            frame = header + stream.read(int.from_bytes(header[3:7], "big") + 1)
+            if first and frame[0] == 1 and frame[7:11] == self.CHANNEL_CLOSE:
+                self.deaf.set()
+            if not (first and self.deaf.is_set()):
+                broker.sendall(frame)
+
+    def to_client(self, client, broker, first):
+        while data := broker.recv(65536):
+            if not (first and self.deaf.is_set()):
+                client.sendall(data)
