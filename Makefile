@@ -30,13 +30,15 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Two workers, each with its own throwaway broker, and each test file on one of them (so
-# one cluster for tests/test_cluster.py). Not --dist loadgroup: with pytest 9 and
+# Two workers, each with its own throwaway broker, and each test file on one of them. Not
+# --dist loadgroup: with pytest 9 and
 # pytest-xdist 3.8 it ignores the groups and splits them. The broker: a container of
 # RABBITMQ_IMAGE (default rabbitmq:4.3-management) if Docker has it or can pull it, else
 # a local rabbitmq-server node; THROWAWAY=container or THROWAWAY=local forces one.
+# The cluster tests are apart (make test-cluster): they start three more nodes, and would
+# take make test past three minutes on a busy machine.
 test: lint
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile -m "not cluster"
 
 # A RabbitMQ image from Debian's packages, for a machine that reaches no image registry
 # (root, a Docker engine): SUITE=bookworm (3.10.8), trixie (4.0.5) or sid (4.3.x).

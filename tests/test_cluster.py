@@ -1,8 +1,9 @@
-"""Quorum queues on a three-node cluster: the workers pattern rides through the loss of
-the node that leads its queue, and loses nothing.
+"""Quorum queues on a three-node cluster: the workers pattern, and the confirms pattern's
+three strategies, ride through the loss of the node that leads their queues, and lose
+nothing.
 
-One run of node_loss.lose_the_leader() (about 25 s alone, 30 s in containers), several
-checks. Run them alone with `make test-cluster`. The cluster is started by
+One run of node_loss.lose_the_leader() (about 25 s alone, 35 s in containers), several
+checks. `make test` leaves them out; `make test-cluster` runs them. The cluster is started by
 tools/cluster.py as a reader starts it: three containers when the tests' throwaway broker
 is a container (tools/throwaway.py: RABBITMQ_IMAGE, THROWAWAY=container), else three
 local nodes of rabbitmq-server.
@@ -14,10 +15,12 @@ import re
 import pytest
 from broker import answers
 from container import engine, owned
-from node_loss import KILL_AFTER, MESSAGES, NO_MAJORITY_WAIT, lose_the_leader, shape
+from node_loss import CONFIRMS_RUNS, KILL_AFTER, MESSAGES, NO_MAJORITY_WAIT, lose_the_leader, shape
 from readme import DOCUMENTS
 from throwaway import choose
 from transcripts import shown
+
+from common.connection import RECONNECTED
 
 pytestmark = pytest.mark.cluster
 RECONNECT_WITHIN = 10.0  # seconds; it takes well under one when the node's process dies
@@ -73,6 +76,22 @@ def test_the_cluster_stops_cleanly_and_leaves_nothing_behind(run, report):
     assert [node.url for node in run.nodes if answers(node.url)] == []  # what a reader sees
     phases = ", ".join(f"{what} {seconds:g}" for what, seconds in run.seconds.items())
     report(f"cluster: seconds from the start: {phases}")
+
+
+def test_each_confirms_strategy_rides_through_the_leader_kill(run, report):
+    """confirms/producer.py, each strategy at once, on the queue that the killed node led:
+    each loses the broker mid-run, connects to another node, sends again what was not
+    confirmed, and the consumer finds none missing."""
+    for strategy, producer in run.confirms.items():
+        n = CONFIRMS_RUNS[strategy]
+        assert producer.process.returncode == 0, producer.describe()
+        assert RECONNECTED in producer.stdout, producer.describe()  # it rode through the kill
+        [summary] = [line for line in producer.stdout if line.startswith(f"{strategy}: ")]
+        assert summary.startswith(f"{strategy}: {n} confirmed in "), summary
+        assert summary.endswith(" sent again") and " 0 returned" in summary, summary
+        [counted] = [line for line in run.confirms_counted if line.startswith(f"{strategy} of")]
+        assert counted.startswith(f"{strategy} of {n}: {n} received: none missing"), counted
+        report(f"cluster, confirms: {summary}; {counted.split(': ', 2)[2]}")
 
 
 def test_without_a_majority_nothing_is_confirmed(run):

@@ -2,8 +2,9 @@
 that leads the queue killed in the middle.
 
 lose_the_leader() starts tools/cluster.py as a reader does, runs the workers pattern
-on it (quorum queues, the default) with every node's URL, kills the queue's leader while the
-producer is half-way (as a crash would: SIGKILL to a local node's process, docker kill of a
+on it (quorum queues, the default) with every node's URL, and beside it confirms/producer.py's
+three strategies on a queue the same node leads; kills that node while the producers are
+half-way (as a crash would: SIGKILL to a local node's process, docker kill of a
 container), then a second node (no majority left), stops the cluster with Ctrl-C, and
 returns what it saw. tests/test_cluster.py checks that; `make readme`
 writes its transcripts into docs/cluster.rst.
@@ -34,6 +35,11 @@ MESSAGES = 200
 KILL_AFTER = 100  # sent and confirmed: the producer is half-way
 DELAY = "0.1"  # seconds of work per task: the workers are mid-task at the kill, and busy after
 RIDE_THROUGH = 60.0  # seconds for what follows the kill: far more than it takes
+# confirms/producer.py's three strategies, all at once beside the workers', through the kill:
+# enough messages that the kill lands in the middle of each, few enough to end soon after.
+# About 6 to 10 s each on 4.3.6 containers at rest (async ran 20,000 in 1.7 s there).
+CONFIRMS_RUNS = {"each": 1_000, "batch": 20_000, "async": 100_000}
+CONFIRMS_WAIT = 180.0  # seconds for them to end after the kill: they send again what was lost
 NO_MAJORITY_WAIT = 3.0  # seconds publish_many() waits for an answer that may never come
 NODE = re.compile(r"^ +node (\d): (\S+) +(amqp://\S+) +management (\S+) .* (pid|container) (\S+)$")
 UP = re.compile(r"^ \[\*\] The cluster is up, in (?:(/\S+)|containers of .* network (\S+))$")
@@ -69,6 +75,8 @@ class Observed:
     worker_codes: list = field(default_factory=list)  # after Ctrl-C
     left_in_queue: int | None = None  # once the workers stopped: unacked ones come back
     without_majority: str = ""  # what publish_many() said with two nodes of three dead
+    confirms: dict = field(default_factory=dict)  # strategy -> its producer, through the kill
+    confirms_counted: list = field(default_factory=list)  # the confirms consumer's lines
     command_code: int | None = None
     owner: int = 0  # the pid of tools/cluster.py: its containers and network are labelled so
     path: str = ""  # "local" or "container", as cluster.py printed
@@ -147,8 +155,27 @@ def run_the_workers(start, nodes, seen):
     workers.append(start_on(seen.leader or 1, "workers/consumer.py", "--delay", DELAY))
     workers[1].wait_ready()
     doomed = workers[0 if seen.leader == 0 else 1]  # the worker on the leader's node
+    # The confirms queue led from the same node: a policy puts a new quorum queue's leader
+    # on the node its declaring client is on. Declared once before its three producers
+    # start, which would otherwise declare it at the same moment.
+    local = {"pattern": "^confirms$", "definition": {"queue-leader-locator": "client-local"}}
+    nodes[0].api.api("PUT", "/api/policies/%2F/confirms-local", {**local, "apply-to": "queues"})
+    with Queue(from_node(seen.leader), "confirms"):
+        pass
+    seen.confirms = {
+        strategy: start_on(
+            seen.leader, "confirms/producer.py", "--strategy", strategy, "-n", f"{n}"
+        )
+        for strategy, n in CONFIRMS_RUNS.items()
+    }
+    wait_until_publishing(from_node(seen.leader), seen.confirms.values())
     producer = start_on(seen.leader, "workers/producer.py", "-n", str(MESSAGES))
     wait_until(lambda: len(producer.sent()) >= KILL_AFTER, "half sent", producer)
+    ended = [  # their summary line printed: done
+        s for s, confirming in seen.confirms.items() if confirming.printed_line_starting(f"{s}: ")
+    ]
+    if ended:  # the kill would prove nothing for them
+        raise AssertionError(f"confirms runs ended before the kill: {ended}; give them more")
     killed = time.monotonic()  # from the kill asked: docker kill returns once it is dead
     nodes[seen.leader].kill()
     seen.mark("leader killed")
@@ -156,6 +183,7 @@ def run_the_workers(start, nodes, seen):
     seen.reconnected_after = time.monotonic() - killed
     seen.producer_code = producer.wait(RIDE_THROUGH)
     seen.mark("producer done")
+    count_the_confirms_runs(start_on, alive_of(nodes, seen.leader), seen)
     seen.producer_reconnected = RECONNECTED in producer.stdout
     if seen.producer_reconnected:  # the task it published again: the next one it says sent
         again = producer.stdout[producer.stdout.index(RECONNECTED) :]
@@ -196,6 +224,42 @@ def run_the_workers(start, nodes, seen):
     ]:
         shown = shlex.join(["python", *script.command[1:]])
         seen.transcripts[name] = [f"$ {shown}", *excerpt(script.stdout + script.stderr)]
+
+
+def count_the_confirms_runs(start_on, node, seen):
+    """Wait for the confirms producers to end, then count what they sent with
+    confirms/consumer.py on a node that is alive."""
+    deadline = time.monotonic() + CONFIRMS_WAIT
+    for confirming in seen.confirms.values():
+        confirming.wait(max(deadline - time.monotonic(), 1.0))
+    seen.mark("confirms sent")
+    counter = start_on(node, "confirms/consumer.py").wait_ready()
+    counted = [f"{s} of {n}: {n} received: none missing" for s, n in CONFIRMS_RUNS.items()]
+
+    def all_counted():
+        return all(any(line.startswith(c) for line in counter.stdout) for c in counted)
+
+    wait_until(all_counted, "the confirms runs counted", counter, timeout=RIDE_THROUGH)
+    counter.stop(signal.SIGINT)
+    seen.confirms_counted = [line for line in counter.stdout if " received: " in line]
+    seen.mark("confirms counted")
+
+
+def wait_until_publishing(url, producers, least=100):
+    """Wait until the confirms queue holds more than least messages: its producers are
+    under way (they print nothing until the end: the queue is asked, not their output)."""
+    deadline = time.monotonic() + RIDE_THROUGH
+    with Queue(url, None) as observer:
+        declare = observer.channel.queue_declare  # passive: it only asks
+        while declare("confirms", passive=True).method.message_count <= least:
+            if time.monotonic() > deadline:
+                raise AssertionError("\n\n".join(producer.describe() for producer in producers))
+            time.sleep(0.05)  # a poll interval, bounded by the deadline: no event to wait on
+
+
+def alive_of(nodes, dead):
+    """A node other than the dead one."""
+    return next(i for i in range(len(nodes)) if i != dead)
 
 
 def leader_of(queue, nodes):

@@ -75,10 +75,13 @@ class Script:
     def wait_for_line(self, text, timeout=TIMEOUT):
         wait_until(lambda: text in self.stdout, f"{text!r} never printed", self, timeout=timeout)
 
+    def printed_line_starting(self, start):
+        return any(line.startswith(start) for line in self.stdout)
+
     def wait_until_printed(self, start, timeout=TIMEOUT):
         """Wait for a line of stdout that starts with start."""
         wait_until(
-            lambda: any(line.startswith(start) for line in self.stdout),
+            lambda: self.printed_line_starting(start),
             f"no line starting {start!r}",
             self,
             timeout=timeout,
