@@ -276,7 +276,7 @@ def test_a_mandatory_reply_to_a_direct_reply_to_address_comes_back_before_4_2(br
         client = asking.channel()
         replies = []
         client.basic_consume(REPLY_TO, lambda *delivery: replies.append(delivery[3]), True)
-        client.queue_declare("asked")
+        client.queue_declare("asked", durable=True)  # 4.3 deprecates transient ones
         client.basic_publish("", "asked", b"question", pika.BasicProperties(reply_to=REPLY_TO))
         with bare(amqp_url) as answering:
             server = answering.channel()
