@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-image clean-broker bench test image test-image test-cluster mutants cluster lint clean readme images
+.PHONY: demo demo-image clean-broker bench test image test-image test-cluster test-interrupts mutants cluster lint clean readme images
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@echo "Installing what the demo and the tests need into $(VENV) (a minute, once) ..."
@@ -35,10 +35,14 @@ lint: $(VENV)/.installed
 # pytest-xdist 3.8 it ignores the groups and splits them. The broker: a container of
 # RABBITMQ_IMAGE (default rabbitmq:4.3-management) if Docker has it or can pull it, else
 # a local rabbitmq-server node; THROWAWAY=container or THROWAWAY=local forces one.
-# The cluster tests are apart (make test-cluster): they start three more nodes, and would
-# take make test past three minutes on a busy machine.
+# The cluster tests and the interrupt tests are apart (make test-cluster, make
+# test-interrupts): together they would take make test past three minutes.
 test: lint
-	$(BIN)/pytest -n 2 --dist loadfile -m "not cluster"
+	$(BIN)/pytest -n 2 --dist loadfile -m "not cluster and not interrupts"
+
+# Every script interrupted at random moments, 200 times (about half a minute).
+test-interrupts: $(VENV)/.installed
+	$(BIN)/pytest -m interrupts
 
 # A RabbitMQ image from Debian's packages, for a machine that reaches no image registry
 # (root, a Docker engine): SUITE=bookworm (3.10.8), trixie (4.0.5) or sid (4.3.x).

@@ -137,25 +137,30 @@ def run(main: Callable[[], object], consumer: bool = False) -> None:
     # with SIGINT ignored (`consumer.py &`); Queue.receive() turns them into a flag.
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, signal.default_int_handler)
+    code: int | str = 0
     try:
         main()
     except BrokerError as error:
-        sys.exit(f"error: {error}")
+        code = f"error: {error}"
     except pika.exceptions.ChannelClosedByBroker as error:
         text = " ".join(error.reply_text.split())  # the broker's text may hold line breaks
-        sys.exit(f"error: the broker refused: {text}{hint(text)}")
+        code = f"error: the broker refused: {text}{hint(text)}"
     except pika.exceptions.ConnectionBlockedTimeout:
-        sys.exit(
+        code = (
             "error: the broker blocked publishing and did not resume in time: it is short "
             "of memory or disk (see `rabbitmqctl status`, alarms)"
         )
     except pika.exceptions.AMQPError as error:
-        sys.exit(f"error: lost the broker: {error!r}")
+        code = f"error: lost the broker: {error!r}"
     except BrokenPipeError:  # whoever read our output is gone (`producer.py | head -1`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
+        code = 1
     except KeyboardInterrupt:
-        sys.exit(0 if consumer else 130)
+        code = 0 if consumer else 130
+    finally:  # the outcome is known: a Ctrl-C from now on changes nothing (no traceback)
+        for stop in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop, signal.SIG_IGN)
+    sys.exit(code)
 
 
 def show_logs() -> None:

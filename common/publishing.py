@@ -1,6 +1,9 @@
 """Publishing: a message counts as sent once the broker has confirmed it."""
 
+import contextlib
 import logging
+import signal
+import threading
 import time
 
 import pika
@@ -14,6 +17,34 @@ PERSISTENT_TEXT = pika.BasicProperties(
     content_type="text/plain", delivery_mode=pika.DeliveryMode.Persistent
 )
 RESEND_FOR = 30  # seconds send() keeps publishing a message the broker has not confirmed
+
+
+@contextlib.contextmanager
+def whole():
+    """Ctrl-C and SIGTERM wait until the block is done, then act: a publish cut between
+    its frames makes the broker close the connection with an error (UNEXPECTED_FRAME) when
+    the close that follows comes after half a message. A second one does not wait (the
+    block may be waiting for a broker that does not answer). Only the main thread gets
+    signals: elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def later(signum, frame):
+        if caught:
+            raise KeyboardInterrupt
+        caught.append(signum)
+
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {stop: signal.signal(stop, later) for stop in stops}
+    try:
+        yield
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
+        if caught:  # now, as it would have been: KeyboardInterrupt, from run()'s handlers
+            signal.raise_signal(caught[0])
 
 
 class Publisher(Connection):
@@ -57,9 +88,10 @@ class Publisher(Connection):
                     if lost:
                         log.info(RECONNECTED)
                         lost = False
-                self.channel.basic_publish(
-                    exchange, routing_key, body.encode(), properties, mandatory=True
-                )
+                with whole():
+                    self.channel.basic_publish(
+                        exchange, routing_key, body.encode(), properties, mandatory=True
+                    )
                 return
             except NackError:
                 problem = "the broker refused it (nack)"

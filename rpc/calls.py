@@ -18,6 +18,7 @@ import uuid
 import pika
 
 from common.connection import BrokerError, Connection
+from common.publishing import whole
 from common.topology import Queue
 
 log = logging.getLogger("rpc.calls")  # so named however it is imported
@@ -97,9 +98,10 @@ class RpcClient(Connection):
                     correlation_id=correlation_id,
                     expiration=str(int(self.timeout * 1000)),  # nobody waits for it after that
                 )
-                self.channel.basic_publish(
-                    "", self.server_queue, body.encode(), properties, mandatory=True
-                )
+                with whole():
+                    self.channel.basic_publish(
+                        "", self.server_queue, body.encode(), properties, mandatory=True
+                    )
             self.wait_for(ids)
             return [self.replies[i] for i in ids]
         finally:
