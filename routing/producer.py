@@ -21,7 +21,9 @@ class Producer(Exchange):
 
 def main(argv=None):
     options = parser(__doc__)
-    options.add_argument("key", type=routing_key, help="the routing key, such as blue")
+    options.add_argument(
+        "key", type=routing_key, metavar="KEY", help="the routing key, such as blue"
+    )
     options.add_argument("-n", type=count, default=5, help="how many messages (default: 5)")
     args = options.parse_args(argv)
     now = datetime.now()

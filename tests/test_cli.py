@@ -1,6 +1,7 @@
 """The command-line contract: usage errors exit 2, broker problems one error: line and exit 1."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -116,6 +117,11 @@ def test_help_exits_0_and_shows_the_docstring(script, capsys):
     assert exit.value.code == 0
     shown = capsys.readouterr().out
     assert "Run:" in shown and "Observe:" in shown
+    # Its arguments by the names its Run: line gives them (KEY, not key): no other name.
+    usage = re.sub(r"\[[^][]*(\[[^][]*\][^][]*)*\]", "", shown.split("\n\n")[0])
+    run_line = shown[shown.index("Run:") : shown.index("Observe:")]
+    for positional in usage.split()[2:]:
+        assert re.search(rf"\b{positional}\b", run_line), (positional, run_line)
 
 
 def assert_one_error_line(process, *expected):
