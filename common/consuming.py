@@ -14,6 +14,7 @@ import threading
 import pika
 
 from common.connection import RECONNECTED, BrokerError, Connection
+from common.errors import lost
 from common.poison import failed
 
 log = logging.getLogger(__name__)
@@ -104,9 +105,13 @@ class Consumer(Connection):
                 if not (cancelled and error.reply_code == 404):
                     raise
                 self.close()
-            except pika.exceptions.AMQPConnectionError:
+            except pika.exceptions.AMQPConnectionError as error:
                 if self.stopping.is_set():
                     return  # lost while stopping: stopped all the same
+                log.info(
+                    f" [!] Lost the broker ({lost(error)}): trying again for up to "
+                    f"{self.retry_for:g} s"
+                )
             self.open()  # the tasks of the lost channel are dropped: see work()
             self.held = {}
             log.info(RECONNECTED)

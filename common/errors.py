@@ -1,5 +1,6 @@
-"""What went wrong, in words: why a connection failed (reason()), and what to do about a
-declaration the broker refused (hint()). Each says what to check, never a traceback."""
+"""What went wrong, in words: why a connection failed (reason()) or ended (lost()), and
+what to do about a declaration the broker refused (hint()). Each says what to check,
+never a traceback."""
 
 import ipaddress
 import re
@@ -43,6 +44,14 @@ def reason(error: BaseException, url: str) -> str:
     if "Timeout" in repr(error):  # pika's stack or socket time-out
         return "something answers there, but not an AMQP broker (it timed out)"
     return "no broker answers there: is RabbitMQ running, and are host and port right?"
+
+
+def lost(error: BaseException) -> str:
+    """Why an open connection ended, in words: the broker's reason when it gave one (a
+    restart says CONNECTION_FORCED), else only that it dropped (a crash, the network)."""
+    if isinstance(error, pika.exceptions.ConnectionClosedByBroker):
+        return f"the broker closed the connection: {error.reply_text}"
+    return "the connection dropped"
 
 
 def on_this_machine(host: str) -> bool:

@@ -67,6 +67,11 @@ def test_a_consumer_reconnects_when_the_broker_closes_its_connection(
     assert producer.wait() == 0, producer.describe()
     assert producer.sent() and consumer.wait_received(2) == producer.sent()
     assert consumer.stdout.count(RECONNECTED) == 1
+    # It said that it lost the broker, and why (the broker's words), before it was back.
+    said = " [!] Lost the broker (the broker closed the connection: CONNECTION_FORCED - "
+    lost = [i for i, line in enumerate(consumer.stdout) if line.startswith(said)]
+    assert len(lost) == 1 and lost[0] < consumer.stdout.index(RECONNECTED), consumer.describe()
+    assert "closed by a test" in consumer.stdout[lost[0]]
     assert consumer.stop() == 0 and consumer.stderr == []
 
 
