@@ -7,17 +7,25 @@ BIN := $(VENV)/bin
 
 .PHONY: demo demo-image clean-broker bench test image test-image test-cluster test-interrupts mutants cluster lint clean readme images
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
-	@echo "Installing what the demo and the tests need into $(VENV) (a minute, once) ..."
+$(VENV)/.installed: requirements.txt requirements-demo.txt requirements-dev.txt pyproject.toml
+	@echo "Installing what the tests need into $(VENV) (a minute, once) ..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@ $(VENV)/.demo
+
+# The demo needs only pika, common/ and rich: seconds to install, where the tests' tools
+# (linters, containers, the chart) take a minute and hundreds of megabytes.
+$(VENV)/.demo: requirements.txt requirements-demo.txt pyproject.toml
+	@echo "Installing what the demo needs into $(VENV) (pika and rich, once) ..."
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-demo.txt
 	touch $@
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.demo
 	$(BIN)/python tools/demo.py $(PATTERNS)
 
 # Delete the patterns' queues and exchanges from the broker (AMQP_URL, else localhost).
-clean-broker: $(VENV)/.installed
+clean-broker: $(VENV)/.demo
 	$(BIN)/python tools/demo.py --delete
 
 # The picture of a demo run in README.rst.

@@ -1,10 +1,14 @@
 """The demo: every pattern in one terminal, its checks computed from the scripts' output."""
 
 import glob
+import importlib.metadata
+import importlib.util
 import os
+import re
 import signal
 import subprocess
 import tempfile
+from pathlib import Path
 
 import pika
 import pytest
@@ -155,3 +159,48 @@ def test_make_clean_broker_deletes_what_the_patterns_declare_and_nothing_else(am
     gone = pytest.raises(pika.exceptions.ChannelClosedByBroker)  # the exchange: 404
     with Queue(amqp_url, None) as client, gone:
         client.channel.exchange_declare("pubsub", "fanout", passive=True)
+
+
+def test_it_runs_with_only_what_make_demo_installs(tmp_path, amqp_url):
+    """make demo installs requirements-demo.txt (pika, rich) and this repository's common/,
+    no more: run with those alone (-S: no site-packages), it works all the same."""
+    light = tmp_path / "site"
+    light.mkdir()
+    for module in modules_of(requirements("requirements-demo.txt")):
+        found = importlib.util.find_spec(module)
+        where = Path(found.origin).parent if found.submodule_search_locations else found.origin
+        (light / Path(where).name).symlink_to(where)
+    run = Process(
+        "-S", "tools/demo.py", "basic", url=amqp_url, env={"PYTHONPATH": f"{light}:{ROOT}"}
+    )
+    assert run.wait(60) == 0, run.describe()
+    assert_shown(run, ["basic"])
+
+
+def requirements(name):
+    """The distributions a requirements file names, with those of the files it includes."""
+    names = []
+    for line in (ROOT / name).read_text().splitlines():
+        if line.startswith("-r "):
+            names += requirements(line.split()[1])
+        elif line and not line.startswith(("#", "-")):
+            names.append(re.match(r"[A-Za-z0-9_.-]+", line).group())
+    return names
+
+
+def modules_of(distributions):
+    """The top-level modules of the distributions and of everything they require."""
+    needed, todo = set(), list(distributions)
+    while todo:
+        name = todo.pop().lower().replace("_", "-")
+        if name not in needed:
+            needed.add(name)
+            requires = importlib.metadata.requires(name) or []
+            todo += [
+                re.match(r"[A-Za-z0-9_.-]+", r).group() for r in requires if "extra ==" not in r
+            ]
+    return [
+        module
+        for module, owners in importlib.metadata.packages_distributions().items()
+        if any(owner.lower().replace("_", "-") in needed for owner in owners)
+    ]
