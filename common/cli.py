@@ -11,6 +11,7 @@ import io
 import logging
 import math
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -94,11 +95,23 @@ class MoreUrls(argparse.Action):
         namespace.url_given = True
 
 
+def as_started(doc: str) -> str:
+    """The docstring with its Run: line's script as it was started: `python producer.py`
+    in a copy of the pattern's folder, `python workers/producer.py` here."""
+    started = sys.argv[0]
+
+    def named(path: re.Match) -> str:
+        same = os.path.basename(path.group()) == os.path.basename(started)
+        return started if same else path.group()
+
+    return re.sub(r"(?<=python )\S+\.py", named, doc, count=1)
+
+
 def parser(doc: str | None, consumer: bool = False) -> argparse.ArgumentParser:
     """An argument parser whose help is the script's docstring, with --url already added,
     and for a consumer --retry."""
     result = argparse.ArgumentParser(
-        description=doc,
+        description=as_started(doc or ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Named queues are durable quorum queues, as RabbitMQ's tutorials declare "
         "them; QUEUE_TYPE=classic in the environment makes them classic queues.",

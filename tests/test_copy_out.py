@@ -67,3 +67,10 @@ def test_a_copy_without_common_stops_at_what_the_readme_says(tmp_path, pattern):
     assert script.wait() == 1
     assert script.stderr[-1] == "ModuleNotFoundError: No module named 'common'", script.describe()
     assert script.stdout == []
+
+
+def test_a_copy_s_help_says_how_to_run_it_there(tmp_path):
+    run = copied("workers", tmp_path, UNUSED)
+    helped = Script("-S", "producer.py", "--help", **run)
+    assert helped.wait() == 0, helped.describe()
+    assert "Run:      python producer.py [-n 15] [--url URL]" in helped.stdout
