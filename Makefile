@@ -38,9 +38,9 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Two workers, each with its own throwaway broker, and each test file on one of them. Not
-# --dist loadgroup: with pytest 9 and
-# pytest-xdist 3.8 it ignores the groups and splits them. The broker: a container of
+# Two workers, each with its own throwaway broker, and each test file on one of them.
+# Not --dist loadgroup: with pytest 9 and pytest-xdist 3.8 it ignores the groups and
+# splits them. The broker: a container of
 # RABBITMQ_IMAGE (default rabbitmq:4.3-management) if Docker has it or can pull it, else
 # a local rabbitmq-server node; THROWAWAY=container or THROWAWAY=local forces one.
 # The cluster tests and the interrupt tests are apart (make test-cluster, make
@@ -48,7 +48,7 @@ lint: $(VENV)/.installed
 test: lint
 	$(BIN)/pytest -n 2 --dist loadfile -m "not cluster and not interrupts"
 
-# Every script interrupted at random moments, 200 times (about half a minute).
+# The scripts interrupted at random moments, 200 runs in all (about half a minute).
 test-interrupts: $(VENV)/.installed
 	$(BIN)/pytest -m interrupts
 

@@ -21,29 +21,38 @@ RESEND_FOR = 30  # seconds send() keeps publishing a message the broker has not 
 
 @contextlib.contextmanager
 def whole():
-    """Ctrl-C and SIGTERM wait until the block is done, then act: a publish cut between
-    its frames makes the broker close the connection with an error (UNEXPECTED_FRAME) when
-    the close that follows comes after half a message. A second one does not wait (the
-    block may be waiting for a broker that does not answer). Only the main thread gets
-    signals: elsewhere this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    """Ctrl-C and SIGTERM wait until the block is done, then do what they would have done
+    (run()'s handlers: KeyboardInterrupt). A publish cut between its frames makes the
+    broker close the connection with an error (UNEXPECTED_FRAME) when the close that
+    follows comes after half a message. With confirms the block lasts until the broker
+    answers: a second signal does not wait for a broker that may not. Only the main
+    thread gets signals: elsewhere this does nothing."""
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {stop: signal.getsignal(stop) for stop in stops}
+    if threading.current_thread() is not threading.main_thread() or None in previous.values():
+        yield  # not ours to defer (None: a handler set outside Python)
         return
     caught: list[int] = []
 
-    def later(signum, frame):
-        if caught:
-            raise KeyboardInterrupt
-        caught.append(signum)
+    def restore():
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
 
-    stops = (signal.SIGINT, signal.SIGTERM)
-    previous = {stop: signal.signal(stop, later) for stop in stops}
+    def later(signum, frame):
+        if caught:  # the second: now, as the handlers we replaced would have it
+            caught.clear()
+            restore()
+            signal.raise_signal(signum)
+        else:
+            caught.append(signum)
+
+    for stop in stops:
+        signal.signal(stop, later)
     try:
         yield
     finally:
-        for stop, handler in previous.items():
-            signal.signal(stop, handler)
-        if caught:  # now, as it would have been: KeyboardInterrupt, from run()'s handlers
+        restore()
+        if caught:
             signal.raise_signal(caught[0])
 
 

@@ -13,6 +13,7 @@ and so is what the broker refused (a nack): a message may arrive twice, none is 
 
 import collections
 import dataclasses
+import functools
 import itertools
 import logging
 import time
@@ -46,6 +47,14 @@ class Outcome:
     returned: int = 0
     resent: int = 0
     seconds: float = 0.0
+
+
+def drop(connection):
+    """A close not answered in time: drop the connection, as pika's own heartbeat check
+    drops a peer gone silent. Its close callback follows (Run.on_closed)."""
+    if connection.is_closing:
+        unanswered = pika.exceptions.StreamLostError("the broker did not answer the close")
+        connection._terminate_stream(unanswered)  # pika has no public way to drop it
 
 
 def publish_many(
@@ -251,11 +260,4 @@ class Run:
             self.connection.close()
         # The broker may not answer the close: after a quorum queue lost its leader, a
         # channel of RabbitMQ 3.10.8 refused a message and then never answered anything.
-        self.connection.ioloop.call_later(CLOSE_GRACE, self.drop)
-
-    def drop(self):
-        """A close not answered in time: drop the connection, as pika's own heartbeat
-        check drops a peer gone silent; what was not confirmed is then sent again."""
-        if self.connection.is_closing:
-            unanswered = pika.exceptions.StreamLostError("the broker did not answer the close")
-            self.connection._terminate_stream(unanswered)  # no public way to drop it
+        self.connection.ioloop.call_later(CLOSE_GRACE, functools.partial(drop, self.connection))

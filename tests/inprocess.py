@@ -205,17 +205,26 @@ class DeafToClose:
 
     def __init__(self, broker_url):
         target = urllib.parse.urlsplit(broker_url)
-        self.target = (target.hostname, target.port)
+        self.target = (target.hostname, target.port or 5672)
         self.listener = socket.create_server(("127.0.0.1", 0))
         port = self.listener.getsockname()[1]
-        self.url = target._replace(netloc=f"{target.username}:{target.password}@127.0.0.1:{port}")
-        self.url = urllib.parse.urlunsplit(self.url)
+        here = f"{target.username}:{target.password}@127.0.0.1:{port}"
+        self.url = urllib.parse.urlunsplit(target._replace(netloc=here))
         self.connections, self.deaf = 0, threading.Event()
         threading.Thread(target=self.accept, daemon=True).start()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.listener.close()  # its accept() then ends; the connections end with the client
+
     def accept(self):
         while True:
-            client, _ = self.listener.accept()
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # closed
+                return
             self.connections += 1
             broker = socket.create_connection(self.target)
             first = self.connections == 1

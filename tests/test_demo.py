@@ -17,6 +17,7 @@ from container import owned
 from inprocess import ready_messages
 from processes import ROOT, TIMEOUT, wait_until
 from processes import Script as Process
+from scenarios import CONFIRMS_RUN
 from throwaway import choose, describe
 
 from common import Exchange, Queue
@@ -67,7 +68,7 @@ def test_two_patterns_and_the_broker_left_as_found(amqp_url):
 
 def test_every_pattern_in_one_run(amqp_url):
     run = demo(url=amqp_url)
-    assert run.wait(90) == 0, run.describe()
+    assert run.wait(30 + CONFIRMS_RUN) == 0, run.describe()  # the confirms' runs, the most
     assert_shown(run, SUMMARIES)
 
 

@@ -162,6 +162,8 @@ def run_the_workers(start, nodes, seen):
     nodes[0].api.api("PUT", "/api/policies/%2F/confirms-local", {**local, "apply-to": "queues"})
     with Queue(from_node(seen.leader), "confirms"):
         pass
+    led_from = leader_of("confirms", nodes)
+    assert led_from == seen.leader, f"confirms is led from node {led_from + 1}, not the doomed one"
     seen.confirms = {
         strategy: start_on(
             seen.leader, "confirms/producer.py", "--strategy", strategy, "-n", f"{n}"
@@ -229,9 +231,14 @@ def run_the_workers(start, nodes, seen):
 def count_the_confirms_runs(start_on, node, seen):
     """Wait for the confirms producers to end, then count what they sent with
     confirms/consumer.py on a node that is alive."""
-    deadline = time.monotonic() + CONFIRMS_WAIT
+
+    def ended():  # each printed its summary, or an error
+        confirms = seen.confirms.items()
+        return all(p.printed_line_starting(f"{s}: ") or p.stderr for s, p in confirms)
+
+    wait_until(ended, "the confirms runs ended", *seen.confirms.values(), timeout=CONFIRMS_WAIT)
     for confirming in seen.confirms.values():
-        confirming.wait(max(deadline - time.monotonic(), 1.0))
+        confirming.wait()  # its exit, and the rest of its output
     seen.mark("confirms sent")
     counter = start_on(node, "confirms/consumer.py").wait_ready()
     counted = [f"{s} of {n}: {n} received: none missing" for s, n in CONFIRMS_RUNS.items()]
@@ -240,7 +247,7 @@ def count_the_confirms_runs(start_on, node, seen):
         return all(any(line.startswith(c) for line in counter.stdout) for c in counted)
 
     wait_until(all_counted, "the confirms runs counted", counter, timeout=RIDE_THROUGH)
-    counter.stop(signal.SIGINT)
+    assert counter.stop(signal.SIGINT) == 0, counter.describe()
     seen.confirms_counted = [line for line in counter.stdout if " received: " in line]
     seen.mark("confirms counted")
 

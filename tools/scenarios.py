@@ -162,12 +162,23 @@ def rpc(r):
     return f"5 answers, in order, from both servers ({shares[0]} and {shares[1]})"
 
 
+CONFIRMS_RUN = 120.0  # seconds for the three strategies' runs of 10,000
+
+
 def confirms(r):
     """Three strategies of publisher confirms, 10,000 messages each: every message
     confirmed, at three rates; the consumer counts them by number, none missing."""
     consumer = r.start("confirms-consumer", "confirms/consumer.py").wait_ready()
+    # "each" waits for 10,000 confirms one after the other: 5 s at rest, 14 s seen on a
+    # busy machine, more than the 15 s a script is given to end.
     producer = r.finish(
-        "confirms-producer", "confirms/producer.py", "--strategy", "all", "-n", "10000"
+        "confirms-producer",
+        "confirms/producer.py",
+        "--strategy",
+        "all",
+        "-n",
+        "10000",
+        timeout=CONFIRMS_RUN,
     )
     rates = [line.split("(")[1].split(" ")[0] for line in producer.stdout]
     counted = [f"{strategy} of 10000: 10000 received: none missing, 0 twice"

@@ -76,12 +76,12 @@ class Recorder:
         script.name = name
         return script
 
-    def finish(self, name, path, *args, code=0):
+    def finish(self, name, path, *args, code=0, timeout=TIMEOUT):
         """Run a script that ends by itself (a producer), check its exit code and keep all
         it printed."""
         script = self.start(name, path, *args)
         try:
-            script.wait()
+            script.wait(timeout)
         except subprocess.TimeoutExpired:
             script.kill()
             raise AssertionError(f"{path} did not end\n{script.describe()}") from None
