@@ -190,7 +190,8 @@ def requirements(name):
 
 
 def modules_of(distributions):
-    """The top-level modules of the distributions and of everything they require."""
+    """The top-level modules of the distributions and of everything they require, from
+    the files each installed (Python 3.10's packages_distributions() misses some)."""
     needed, todo = set(), list(distributions)
     while todo:
         name = todo.pop().lower().replace("_", "-")
@@ -200,8 +201,13 @@ def modules_of(distributions):
             todo += [
                 re.match(r"[A-Za-z0-9_.-]+", r).group() for r in requires if "extra ==" not in r
             ]
-    return [
-        module
-        for module, owners in importlib.metadata.packages_distributions().items()
-        if any(owner.lower().replace("_", "-") in needed for owner in owners)
-    ]
+    modules = set()
+    for name in needed:
+        for path in importlib.metadata.distribution(name).files or []:
+            first = path.parts[0]
+            if not first.endswith((".dist-info", ".data", ".pth")) and first not in (
+                "..",
+                "__pycache__",
+            ):
+                modules.add(first.removesuffix(".py"))
+    return modules
