@@ -1,0 +1,108 @@
+"""The broker restarted, stopped, killed, or closing connections, under running scripts:
+confirmed messages survive, and consumers reconnect or stop cleanly. (Split from
+test_faults.py, so that the two run on both of make test's workers.)"""
+
+import signal
+import time
+
+import pytest
+
+from common import Queue
+from common.connection import RECONNECTED
+
+
+def test_persistent_messages_survive_a_broker_restart(start, restartable):
+    producer = start("basic/producer.py")
+    assert producer.wait() == 0, producer.describe()
+    restartable.restart()
+    consumer = start("basic/consumer.py")
+    assert consumer.wait_received(5) == producer.sent()
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["stopped", "killed"])
+def test_confirmed_messages_survive_the_broker_stopped_or_killed(
+    start, restartable, amqp_url, queue_type, kill
+):
+    """The broker's process (or container) stopped, or killed as a crash would: it comes
+    back with its data on the same port, and every message printed as sent is there.
+
+    A queue declared a moment before a crash may come back empty or not at all: its
+    registration was not on disk yet. A quorum queue then came back empty (RabbitMQ 4.3)
+    or unusable (3.10, 4.0, "name_not_registered" in the log); a classic one was gone,
+    with its messages, once in a run with three brokers at once on two cores (3.10.8).
+    So the queue is there, and has seen a restart, before."""
+    with Queue(amqp_url, "basic"):
+        pass
+    restartable.restart()
+    producer = start("basic/producer.py")
+    assert producer.wait() == 0, producer.describe()
+    restartable.shut_down(kill=kill)
+    restartable.start_again()
+    consumer = start("basic/consumer.py")
+    assert consumer.wait_received(5, timeout=30) == producer.sent()
+
+
+@pytest.mark.parametrize(
+    ("consumer_args", "producer_args"),
+    [
+        (["basic/consumer.py"], ["basic/producer.py", "-n", "2"]),
+        (["routing/consumer.py", "blue"], ["routing/producer.py", "blue", "-n", "2"]),
+    ],
+    ids=["basic", "routing"],
+)
+def test_a_consumer_reconnects_when_the_broker_closes_its_connection(
+    start, restartable, queue_type, consumer_args, producer_args
+):
+    consumer = start(*consumer_args).wait_ready()
+    restartable.ctl("close_all_connections", "--global", "closed by a test")
+    consumer.wait_for_line(RECONNECTED)
+    producer = start(*producer_args)
+    assert producer.wait() == 0, producer.describe()
+    assert producer.sent() and consumer.wait_received(2) == producer.sent()
+    assert consumer.stdout.count(RECONNECTED) == 1
+    # It said that it lost the broker, and why (the broker's words), before it was back.
+    said = " [!] Lost the broker (the broker closed the connection: CONNECTION_FORCED - "
+    lost = [i for i, line in enumerate(consumer.stdout) if line.startswith(said)]
+    assert len(lost) == 1 and lost[0] < consumer.stdout.index(RECONNECTED), consumer.describe()
+    assert "closed by a test" in consumer.stdout[lost[0]]
+    assert consumer.stop() == 0 and consumer.stderr == []
+
+
+def test_a_consumer_rides_through_a_broker_restart(start, restartable, queue_type):
+    worker = start("workers/consumer.py", "--delay", "0").wait_ready()
+    restartable.restart()
+    worker.wait_for_line(RECONNECTED, timeout=30)
+    producer = start("workers/producer.py", "-n", "3")
+    assert producer.wait() == 0, producer.describe()
+    assert worker.wait_received(3) == producer.sent()
+    assert worker.stop() == 0 and worker.stderr == []
+
+
+def test_a_consumer_started_while_the_broker_is_down_waits_for_it(start, restartable):
+    restartable.ctl("stop_app")
+    try:
+        consumer = start("basic/consumer.py")
+        consumer.wait_until_printed(" [!] No broker answers at")
+    finally:
+        restartable.ctl("start_app")
+        restartable.wait_until_listening()
+    consumer.wait_ready(timeout=30)
+    producer = start("basic/producer.py", "-n", "1")
+    assert producer.wait() == 0, producer.describe()
+    assert consumer.wait_received(1) == producer.sent()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_while_waiting_for_a_lost_broker_exits_at_once(start, restartable, sig):
+    """Lost while consuming, waiting up to --retry (30 s) for the broker: a stop ends it."""
+    consumer = start("basic/consumer.py").wait_ready()
+    restartable.ctl("stop_app")
+    try:
+        consumer.wait_until_printed(" [!] No broker answers at")
+        began = time.monotonic()
+        assert consumer.stop(sig) == 0, consumer.describe()
+        assert time.monotonic() - began < 5  # not the 30 s of --retry
+        assert consumer.stderr == [], consumer.describe()
+    finally:
+        restartable.ctl("start_app")
+        restartable.wait_until_listening()
