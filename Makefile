@@ -7,11 +7,10 @@ BIN := $(VENV)/bin
 
 .PHONY: demo demo-image clean-broker bench test image test-image test-cluster test-interrupts mutants cluster lint clean readme images
 
-$(VENV)/.installed: requirements.txt requirements-demo.txt requirements-dev.txt pyproject.toml
+$(VENV)/.installed: $(VENV)/.demo requirements-dev.txt
 	@echo "Installing what the tests need into $(VENV) (a minute, once) ..."
-	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	touch $@ $(VENV)/.demo
+	touch $@
 
 # The demo needs only pika, common/ and rich: seconds to install, where the tests' tools
 # (linters, containers, the chart) take a minute and hundreds of megabytes.
@@ -44,7 +43,7 @@ lint: $(VENV)/.installed
 # RABBITMQ_IMAGE (default rabbitmq:4.3-management) if Docker has it or can pull it, else
 # a local rabbitmq-server node; THROWAWAY=container or THROWAWAY=local forces one.
 # The cluster tests and the interrupt tests are apart (make test-cluster, make
-# test-interrupts): together they would take make test past three minutes.
+# test-interrupts): make test stays under three minutes.
 test: lint
 	$(BIN)/pytest -n 2 --dist loadfile -m "not cluster and not interrupts"
 

@@ -217,7 +217,8 @@ class DeafToClose:
         return self
 
     def __exit__(self, *exc_info):
-        self.listener.close()  # its accept() then ends; the connections end with the client
+        self.listener.shutdown(socket.SHUT_RDWR)  # wakes its accept(), which then ends
+        self.listener.close()  # the connections end with the client
 
     def accept(self):
         while True:

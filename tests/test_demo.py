@@ -203,7 +203,11 @@ def modules_of(distributions):
             ]
     modules = set()
     for name in needed:
-        for path in importlib.metadata.distribution(name).files or []:
+        try:
+            files = importlib.metadata.distribution(name).files or []
+        except importlib.metadata.PackageNotFoundError:  # for another Python (a marker)
+            continue
+        for path in files:
             first = path.parts[0]
             if not first.endswith((".dist-info", ".data", ".pth")) and first not in (
                 "..",
