@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pika
 
 from common.connection import BrokerError, broker_urls
-from common.errors import hint
+from common.errors import BLOCKED, hint
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 RETRY_FOR = 30.0  # seconds a consumer keeps trying to reach the broker: a restart fits
@@ -159,10 +159,7 @@ def run(main: Callable[[], object], consumer: bool = False) -> None:
         text = " ".join(error.reply_text.split())  # the broker's text may hold line breaks
         code = f"error: the broker refused: {text}{hint(text)}"
     except pika.exceptions.ConnectionBlockedTimeout:
-        code = (
-            "error: the broker blocked publishing and did not resume in time: it is short "
-            "of memory or disk (see `rabbitmqctl status`, alarms)"
-        )
+        code = f"error: {BLOCKED}"
     except pika.exceptions.AMQPError as error:
         code = f"error: lost the broker: {error!r}"
     except BrokenPipeError:  # whoever read our output is gone (`producer.py | head -1`)

@@ -10,6 +10,12 @@ import ssl
 
 import pika
 
+# A blocked-connection timeout: the broker stopped reading from publishers (an alarm).
+BLOCKED = (
+    "the broker blocked publishing and did not resume in time: it is short of memory or "
+    "disk (see `rabbitmqctl status`, alarms)"
+)
+
 
 def reason(error: BaseException, url: str) -> str:
     """What a failed connection to url means, and what to check, in words."""

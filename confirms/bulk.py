@@ -30,7 +30,7 @@ from common.connection import (
     failures,
     parameters,
 )
-from common.errors import reason
+from common.errors import BLOCKED, reason
 from common.publishing import PERSISTENT_TEXT, RESEND_FOR
 
 log = logging.getLogger("confirms.bulk")  # so named however it is imported
@@ -217,10 +217,7 @@ class Run:
 
     def on_closed(self, connection, why):
         if isinstance(why, pika.exceptions.ConnectionBlockedTimeout):  # an alarm: final
-            self.error = (
-                "the broker blocked publishing and did not resume in time: it is short of "
-                "memory or disk (see `rabbitmqctl status`, alarms)"
-            )
+            self.error = BLOCKED
         if self.unconfirmed and not (self.error or self.failure):  # lost: sent out again
             self.outcome.resent += len(self.unconfirmed)
             self.todo.extendleft(reversed(list(self.unconfirmed.values())))

@@ -185,14 +185,14 @@ def run_the_workers(start, nodes, seen):
     seen.reconnected_after = time.monotonic() - killed
     seen.producer_code = producer.wait(RIDE_THROUGH)
     seen.mark("producer done")
-    count_the_confirms_runs(start_on, alive_of(nodes, seen.leader), seen)
+    alive = [i for i in range(len(nodes)) if i != seen.leader]
+    count_the_confirms_runs(start_on, alive[0], seen)
     seen.producer_reconnected = RECONNECTED in producer.stdout
     if seen.producer_reconnected:  # the task it published again: the next one it says sent
         again = producer.stdout[producer.stdout.index(RECONNECTED) :]
         seen.sent_again = next(int(line.split()[0]) for line in again if line.endswith(" sent"))
     seen.sent = producer.sent()
 
-    alive = [i for i in range(len(nodes)) if i != seen.leader]
     with Queue(from_node(alive[0]), None) as observer:
 
         def waiting():  # tasks in the queue, not delivered yet
@@ -262,11 +262,6 @@ def wait_until_publishing(url, producers, least=100):
             if time.monotonic() > deadline:
                 raise AssertionError("\n\n".join(producer.describe() for producer in producers))
             time.sleep(0.05)  # a poll interval, bounded by the deadline: no event to wait on
-
-
-def alive_of(nodes, dead):
-    """A node other than the dead one."""
-    return next(i for i in range(len(nodes)) if i != dead)
 
 
 def leader_of(queue, nodes):
