@@ -24,7 +24,7 @@ from common.errors import BLOCKED, hint
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 RETRY_FOR = 30.0  # seconds a consumer keeps trying to reach the broker: a restart fits
-LOGGERS = ("common", "confirms", "rpc")  # the helpers', and the patterns' own modules'
+LOGGERS = ("common", "confirms", "rpc", "streams")  # the helpers', and the patterns' own modules'
 MAX_SECONDS = 86400  # for any option in seconds: a day is plenty, and sleep() has limits
 
 

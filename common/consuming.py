@@ -33,6 +33,7 @@ class Consumer(Connection):
     ready = READY
     queue_name: str | None = None  # the queue a subclass declares ("": server-named)
     queue: str | None = None  # and its name, once declared
+    subscription: dict | None = None  # basic_consume's arguments: a stream's offset, say
 
     def __init__(self, url: str, *, prefetch: int = 10, **options):
         self.prefetch, self.timed_out = prefetch, False
@@ -81,7 +82,7 @@ class Consumer(Connection):
         while True:
             try:
                 self.channel.basic_qos(prefetch_count=self.prefetch)  # per consumer
-                self.channel.basic_consume(self.queue, self.on_message)
+                self.channel.basic_consume(self.queue, self.on_message, arguments=self.subscription)
                 cancelled = False
                 if self.ready:
                     log.info(self.ready)

@@ -91,6 +91,6 @@ def hint(reply_text: str) -> str:
     where = "" if vhost == "/" else f" -p {shlex.quote(vhost)}"
     delete = f"`rabbitmqctl delete_queue{where} {name}`"
     existing = {"none": "classic", "'classic'": "classic", "'quorum'": "quorum"}.get(current)
-    if setting == "x-queue-type" and existing:
+    if setting == "x-queue-type" and existing and asked != "'stream'":  # QUEUE_TYPE: not streams
         return f" ({said}: run with QUEUE_TYPE={existing}, or delete it with {delete})"
     return f" ({said}: delete it with {delete} and run again)"

@@ -1,0 +1,215 @@
+"""Streams, run as a reader runs them: a producer appends, consumers read from an offset,
+and --resume starts after the last message handled, even after a SIGKILL."""
+
+import re
+import signal
+import textwrap
+from datetime import datetime, timedelta
+
+import pika
+import pytest
+from processes import ROOT, wait_until
+
+STREAM = "events"
+BODY = re.compile(r"^\d+ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} - Streams - Hello World$")
+LINE = re.compile(r"^(\d+) (.+)$")  # "<offset> <body>"
+
+
+def offsets(consumer):
+    """The offsets a consumer printed, and the bodies, in order."""
+    found = [LINE.match(line) for line in consumer.received()]
+    return [int(one[1]) for one in found], [one[2] for one in found]
+
+
+def produce(start, n):
+    producer = start("streams/producer.py", "-n", str(n))
+    assert producer.wait(timeout=120) == 0, producer.describe()
+    assert len(producer.sent()) == n and all(BODY.match(body) for body in producer.sent())
+    return producer.sent()
+
+
+def test_a_consumer_started_later_reads_everything_from_first(start):
+    sent = produce(start, 5)
+    early = start("streams/consumer.py", "--offset", "first")
+    late = start("streams/consumer.py", "--offset", "first")
+    for consumer in (early, late):  # each gets every message: reading takes nothing away
+        consumer.wait_received(5)
+        assert offsets(consumer) == ([0, 1, 2, 3, 4], sent)
+    assert early.stop() == 0 and late.stop() == 0
+    assert early.stderr == [] and late.stderr == []
+
+
+def test_by_default_a_consumer_reads_only_what_comes_next(start):
+    produce(start, 3)
+    first, second = (start("streams/consumer.py").wait_ready() for _ in range(2))
+    sent = produce(start, 2)
+    for consumer in (first, second):
+        consumer.wait_received(2)
+        assert offsets(consumer) == ([3, 4], sent)
+    assert first.stop() == 0 and second.stop() == 0
+    assert offsets(first)[0] == [3, 4]  # nothing more came after them
+
+
+@pytest.mark.parametrize(
+    "where, expected",
+    [
+        ("3", [3, 4]),
+        ("0", [0, 1, 2, 3, 4]),
+        ("1h", [0, 1, 2, 3, 4]),  # an hour ago: before the stream began
+        ((datetime.now() - timedelta(hours=1)).isoformat(timespec="minutes"), [0, 1, 2, 3, 4]),
+    ],
+    ids=["offset", "zero", "span", "iso-time"],
+)
+def test_a_consumer_starts_at_the_offset_or_time_it_is_given(start, where, expected):
+    sent = produce(start, 5)
+    consumer = start("streams/consumer.py", "--offset", where)
+    consumer.wait_received(len(expected))
+    assert offsets(consumer) == (expected, sent[expected[0] :])
+    assert consumer.stop() == 0
+
+
+def test_a_time_to_come_reads_only_what_is_appended_after_it(start):
+    produce(start, 2)
+    later = (datetime.now() + timedelta(seconds=1)).isoformat(timespec="seconds")
+    consumer = start("streams/consumer.py", "--offset", later).wait_ready()
+    wait_until(lambda: datetime.now().isoformat() > later, "the time never came", consumer)
+    sent = produce(start, 2)
+    consumer.wait_received(2)
+    assert offsets(consumer) == ([2, 3], sent)
+
+
+def test_resume_after_a_sigkill_leaves_no_gap(start, tmp_path):
+    """At most the message handled but not yet stored comes again: one."""
+    produce(start, 3000)
+    options = ("--offset", "first", "--resume", "reader")
+    first = start(ROOT / "streams/consumer.py", *options, cwd=tmp_path)
+    first.wait_received(700)  # in the middle of the run
+    first.process.send_signal(signal.SIGKILL)
+    first.wait()
+    stored = int((tmp_path / "reader.offset").read_text())
+    seen, _ = offsets(first)
+    assert seen == list(range(len(seen))) and stored < 2999
+    assert stored <= seen[-1] <= stored + 1  # printed, maybe not yet stored: one at most
+    again = start(ROOT / "streams/consumer.py", *options, cwd=tmp_path)
+    wait_until(lambda: "2999" in {line.split()[0] for line in again.stdout}, "no 2999", again)
+    assert again.stdout[0] == f" [*] Resuming after offset {stored} (kept in reader.offset)"
+    assert offsets(again)[0] == list(range(stored + 1, 3000))  # no gap, none twice in it
+    assert again.stop() == 0 and again.stderr == []
+    assert (tmp_path / "reader.offset").read_text() == "2999\n"
+
+
+def test_ctrl_c_in_the_middle_of_a_fast_read_is_clean(start):
+    """Stopping with deliveries on their way: pika gives those back with a reject, which
+    RabbitMQ 3.x answers by closing the connection. Still exit 0 and nothing on stderr."""
+    produce(start, 3000)
+    consumer = start("streams/consumer.py", "--offset", "first")
+    consumer.wait_received(500)
+    assert consumer.stop() == 0
+    assert consumer.stderr == []
+
+
+FAILING = """\
+    from common.cli import run
+    import consumer
+
+    class Failing(consumer.Consumer):
+        def callback(self, offset, body):
+            if offset == 3 and not FIXED:
+                raise ValueError("cannot handle " + body.split()[0])
+            super().callback(offset, body)
+
+    FIXED = {fixed}
+    consumer.Consumer = Failing
+    run(consumer.main, consumer=True)
+"""
+
+
+def failing_consumer(tmp_path, fixed=False):
+    script = tmp_path / f"failing{int(fixed)}.py"
+    script.write_text(textwrap.dedent(FAILING.format(fixed=fixed)))
+    return script
+
+
+def test_a_failing_callback_stops_with_an_error_that_names_the_offset(start, tmp_path):
+    """No requeue on a stream: the consumer neither skips the message nor loops on it."""
+    produce(start, 5)
+    options = ("--offset", "first", "--resume", "reader")
+    env = {"PYTHONPATH": str(ROOT / "streams")}
+    failing = start(failing_consumer(tmp_path), *options, cwd=tmp_path, env=env)
+    assert failing.wait() == 1, failing.describe()
+    assert offsets(failing)[0] == [0, 1, 2]
+    assert failing.stderr == [
+        "error: the message at offset 3 failed (ValueError('cannot handle 3')), so the "
+        "consumer stopped before it; once that is fixed, run again with --offset 3 or with "
+        "the same --resume"
+    ]
+    assert (tmp_path / "reader.offset").read_text() == "2\n"
+    fixed = start(failing_consumer(tmp_path, fixed=True), *options, cwd=tmp_path, env=env)
+    fixed.wait_received(2)
+    assert offsets(fixed)[0] == [3, 4]
+    assert fixed.stop() == 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--offset", "bogus"),
+        ("--offset", "-1"),
+        ("--offset", "10 minutes"),
+        ("--offset", "2026-13-01"),
+        ("--resume", "../elsewhere"),
+        ("--resume", ""),
+    ],
+)
+def test_a_bad_offset_or_name_is_a_usage_error(start, args):
+    consumer = start("streams/consumer.py", *args)
+    assert consumer.wait() == 2
+    assert consumer.stderr[-1].startswith("consumer.py: error: argument")
+
+
+def test_a_stream_that_exists_with_other_retention_is_one_line(start, amqp_url):
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+        other = {"x-queue-type": "stream", "x-max-age": "1D"}
+        connection.channel().queue_declare(STREAM, durable=True, arguments=other)
+    for script in ("streams/producer.py", "streams/consumer.py"):
+        run = start(script)
+        assert run.wait() == 1
+        [line] = run.stderr
+        assert line.startswith("error: the broker refused: PRECONDITION_FAILED - inequivalent")
+        assert "delete it with `rabbitmqctl delete_queue" in line  # -p: the test's vhost
+        assert line.endswith(f" {STREAM}` and run again)")
+
+
+def test_a_queue_of_another_type_with_the_name_is_one_line(start, amqp_url):
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+        quorum = {"x-queue-type": "quorum"}
+        connection.channel().queue_declare(STREAM, durable=True, arguments=quorum)
+    run = start("streams/consumer.py")
+    assert run.wait() == 1
+    [line] = run.stderr
+    assert line.startswith("error: the broker refused: PRECONDITION_FAILED - inequivalent")
+    assert "QUEUE_TYPE" not in line  # which does not make a stream of it
+    assert line.endswith(f" {STREAM}` and run again)")
+
+
+NO_PREFETCH = """\
+    from common.cli import run
+    import consumer
+
+    class Unlimited(consumer.Consumer):
+        def __init__(self, *args, **options):
+            super().__init__(*args, **options)
+            self.prefetch = 0  # no limit: a stream refuses it
+
+    consumer.Consumer = Unlimited
+    run(consumer.main, consumer=True)
+"""
+
+
+def test_a_consumer_with_no_prefetch_is_refused_in_one_line(start, tmp_path):
+    script = tmp_path / "unlimited.py"
+    script.write_text(textwrap.dedent(NO_PREFETCH))
+    run = start(script, env={"PYTHONPATH": str(ROOT / "streams")})
+    assert run.wait() == 1, run.describe()
+    [line] = run.stderr
+    assert line.startswith("error: the broker refused: PRECONDITION_FAILED - consumer prefetch")
