@@ -10,7 +10,8 @@ A block that shows a file is marked so, and holds the file to the letter:
         <the file, indented four spaces>
 
 or the part of it from the first line that starts with one text, up to (not
-including) the next line that starts with another; either may be left out:
+including) the next line that starts with another; either may be left out (a
+part that starts indented, a method say, is shown moved to the left):
 
     .. file: basic/producer.py from "QUEUE =" until "def main"
 
@@ -21,6 +22,7 @@ The benchmark's table is the last `make bench` run's, from the figures it saved:
 
 import json
 import re
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +55,8 @@ def excerpt(path, start="", until=""):
     ends = [i for i in range(starts[0] + 1, len(lines)) if lines[i].startswith(until)]
     if until and not ends:
         raise ValueError(f"{path}: no line after {start!r} starts with {until!r}")
-    return "\n".join(lines[starts[0] : ends[0] if until else len(lines)]).strip()
+    shown = "\n".join(lines[starts[0] : ends[0] if until else len(lines)])
+    return textwrap.dedent(shown).strip()  # an indented part (a method): from the left
 
 
 def shown_files(text):

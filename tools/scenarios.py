@@ -208,12 +208,19 @@ def errors(r):
 
 def pika(r):
     """The pattern sections' bare pika scripts (docs/pika/), each run once: each ends by
-    itself once it has received what it sent."""
+    itself once it has received what it sent. Then Basic's in two terminals, receive
+    waiting until Ctrl-C while send sends."""
     for pattern in PATTERNS:
         script = r.finish(f"pika-{pattern}", f"docs/pika/{pattern}.py")
         assert script.process.returncode == 0 and not script.stderr, script.describe()
         assert any("Received" in line or "Got" in line or "Done" in line for line in script.stdout)
-    return "each ran, and received what it sent"
+    unbuffered = {"PYTHONUNBUFFERED": "1"}  # each line at once, as in a terminal
+    receive = r.start("pika-basic-receive", "docs/pika/basic.py", "receive", env=unbuffered)
+    receive.wait_ready()
+    r.finish("pika-basic-send", "docs/pika/basic.py", "send")
+    receive.wait_for_line(" [x] Received 'Hello World'")
+    r.stop(receive)
+    return "each ran, and received what it sent; basic's two sides too"
 
 
 PATTERNS = {f.__name__: f for f in (basic, workers, pubsub, routing, topics, rpc, confirms)}

@@ -1,32 +1,44 @@
 """Publisher confirms, in bare pika: the three strategies confirms/producer.py offers.
 
-Run:      python docs/pika/confirms.py
+Run:      python docs/pika/confirms.py receive   (in one terminal; Ctrl-C stops it)
+          python docs/pika/confirms.py send      (in another)
+          python docs/pika/confirms.py           (or both in one run, which ends by itself)
 Observe:  1,000 messages three times, every one confirmed: one at a time on a
           BlockingConnection, then in batches and async on a SelectConnection
           (a BlockingConnection's publish waits for its confirm: it can do only the
-          first); then all 3,000 received. Stop confirms/consumer.py first, or it
-          takes them.
+          first); then all 3,000 received, a line per 1,000. Stop
+          confirms/consumer.py first, or it takes them.
 """
 
+import argparse
 import os
+import signal
+import sys
 import time
 
 import pika
 
+parser = argparse.ArgumentParser(description="Publisher confirms, in bare pika.")
+parser.add_argument("side", nargs="?", choices=["send", "receive"], help="default: both")
+side = parser.parse_args().side  # None: both, in one run
+# Ctrl-C: out at once, with no traceback; 0 for receive, which stops no other way, 130
+# for a run cut short.
+signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(0 if side == "receive" else 130))
+
 url = os.environ.get("AMQP_URL", "amqp://guest:guest@localhost:5672/%2F")
 N, BATCH, WINDOW = 1000, 100, 1000
 persistent = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent)
-
-# 1. One at a time: with confirms on, basic_publish returns once the broker has it.
 connection = pika.BlockingConnection(pika.URLParameters(url))
 channel = connection.channel()
 channel.queue_declare("confirms", durable=True, arguments={"x-queue-type": "quorum"})
-channel.confirm_delivery()
-began = time.perf_counter()
-for i in range(N):
-    channel.basic_publish("", "confirms", f"{i} each".encode(), persistent, mandatory=True)
-print(f" [x] each: {N} confirmed in {time.perf_counter() - began:.2f} s")
-connection.close()
+
+if side != "receive":
+    # 1. One at a time: with confirms on, basic_publish returns once the broker has it.
+    channel.confirm_delivery()
+    began = time.perf_counter()
+    for i in range(N):
+        channel.basic_publish("", "confirms", f"{i} each".encode(), persistent, mandatory=True)
+    print(f" [x] each: {N} confirmed in {time.perf_counter() - began:.2f} s")
 
 
 def publish(strategy, window):
@@ -73,19 +85,18 @@ def publish(strategy, window):
     print(f" [x] {strategy}: {N} confirmed in {time.perf_counter() - began:.2f} s")
 
 
-publish("batch", BATCH)
-publish("async", WINDOW)
+if side != "receive":
+    publish("batch", BATCH)
+    publish("async", WINDOW)
 
-connection = pika.BlockingConnection(pika.URLParameters(url))
-channel = connection.channel()
-received = 0
-for method, _, _ in channel.consume("confirms", inactivity_timeout=5):
-    if method is None:  # nothing for 5 s: there is no more
-        break
-    channel.basic_ack(method.delivery_tag)
-    received += 1
-    if received == 3 * N:
-        break
-channel.cancel()
-print(f" [x] Received {received}")
+if side != "send":
+    if side == "receive":
+        print(" [*] Waiting for messages. To exit press CTRL+C")
+    for received, (method, _, _) in enumerate(channel.consume("confirms"), start=1):
+        channel.basic_ack(method.delivery_tag)
+        if received % N == 0:  # a line per 1,000, not one per message
+            print(f" [x] Received {received}")
+        if side is None and received == 3 * N:  # all we sent, if none waited there before
+            break
+    channel.cancel()
 connection.close()
