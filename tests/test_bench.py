@@ -8,6 +8,7 @@ from processes import Script
 HEADLINES = [
     "helpers_vs_raw_publish",
     "helpers_vs_raw_consume",
+    "helpers_vs_raw_stream",
     "helpers_vs_raw_rpc_concurrent",
     "helpers_vs_threaded_rpc_concurrent",
     "confirms_each_vs_bare",
@@ -33,6 +34,9 @@ RAW = [
     "consume_bare_multiple_ack_per_s",
     "consume_bare_auto_ack_per_s",
     "consume_helpers_per_s",
+    "stream_bare_per_s",
+    "stream_bare_multiple_ack_per_s",
+    "stream_helpers_per_s",
     "rpc_p50_ms_helpers",
     "rpc_p50_ms_bare",
     "rpc_concurrent_per_s_helpers",

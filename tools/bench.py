@@ -3,7 +3,8 @@
 Run:      make bench     or   python tools/bench.py [--json FILE] [--chart FILE] [--scale X]
 Observe:  one table: publish and consume rates (messages/s), each strategy of
           publisher confirms next to bare pika doing the same, RPC latency and
-          rate, and how well 1, 2 and 4 workers share tasks; the ratios that
+          rate, reading a stream from its first message, and how well 1, 2
+          and 4 workers share tasks; the ratios that
           matter, each next to its target. --scale 1 takes a little over a minute
           on two cores; --scale 0.01 is a quick check that everything runs.
 
@@ -47,6 +48,7 @@ from benchmarks.shared import (
     admin_channel,
     connect,
 )
+from benchmarks.streams import measure_streams
 from benchmarks.workers import measure_all_workers
 from broker import BrokerUnavailable, claim, release
 from rich.console import Console
@@ -62,6 +64,7 @@ COUNTS = {
     "confirms": (20000, 20),  # the same with publish_many(): faster, so more, for steadier rates
     "publish_one_by_one": (800, 20),  # the same, one confirm at a time: slower, fewer
     "consume": (4000, 20),  # messages per consuming run
+    "stream": (100_000, 20),  # messages in the stream, each read from the first
     "rpc_calls": (1000, 20),  # sequential calls, for the latency
     "rpc_rounds": (5, 1),  # rounds of RPC_CONCURRENCY concurrent calls
     "tasks_per_worker": (50, 2),  # tasks per workers run: this many for each worker
@@ -160,6 +163,7 @@ def main(argv=None):
             ("Publishing", measure_publishing),
             ("Publisher confirms", measure_confirms),
             ("Consuming", measure_consuming),
+            ("Streams", measure_streams),
             ("RPC", measure_rpc),
             ("Workers", measure_all_workers),
         ]:

@@ -40,6 +40,13 @@ FIGURES = [
     ),
     ("consume_bare_auto_ack_per_s", "consume, bare pika, auto-ack (unsafe)", "msg/s"),
     ("consume_helpers_per_s", f"consume, Queue.receive(), prefetch {PREFETCH}", "msg/s"),
+    ("stream_bare_per_s", f"stream from first, bare pika, prefetch {PREFETCH}", "msg/s"),
+    (
+        "stream_bare_multiple_ack_per_s",
+        f"stream from first, bare pika, multiple-ack per {ACK_EVERY}, prefetch {PREFETCH}",
+        "msg/s",
+    ),
+    ("stream_helpers_per_s", f"stream from first, Stream.receive(), prefetch {PREFETCH}", "msg/s"),
     ("rpc_p50_ms_bare", "RPC round trip p50, bare pika", "ms"),
     ("rpc_p99_ms_bare", "RPC round trip p99, bare pika", "ms"),
     ("rpc_p50_ms_helpers", "RPC round trip p50, FibonacciClient.call()", "ms"),
@@ -69,6 +76,12 @@ FIGURES = [
 TARGETS = [
     ("helpers_vs_raw_publish", "Queue.send() / bare pika, both confirm each", 0.95, True),
     ("helpers_vs_raw_consume", f"Queue.receive() / bare pika, prefetch {PREFETCH}", 0.95, True),
+    (
+        "helpers_vs_raw_stream",
+        f"stream: Stream.receive() / bare pika, ack each, prefetch {PREFETCH}",
+        0.95,
+        True,
+    ),
     (
         "helpers_vs_raw_rpc_concurrent",
         f"RPC, {RPC_CONCURRENCY} at once: FibonacciClient / bare pika",
@@ -108,6 +121,7 @@ def ratios(raw):
         / raw["publish_bare_confirmed_per_s"],
         "helpers_vs_raw_consume": raw["consume_helpers_per_s"]
         / raw["consume_bare_prefetch_100_per_s"],
+        "helpers_vs_raw_stream": raw["stream_helpers_per_s"] / raw["stream_bare_per_s"],
         "rpc_p50_ms": raw["rpc_p50_ms_helpers"],
         "rpc_concurrent_per_s": raw["rpc_concurrent_per_s_helpers"],
         "workers_efficiency_4": raw["workers_efficiency_4"],
