@@ -85,7 +85,7 @@ class Stream(Queue):
         raise NotImplementedError
 
     def handle(self, channel, method, properties, body):
-        offset = (properties.headers or {}).get("x-stream-offset")
+        offset: int = properties.headers["x-stream-offset"]  # on every delivery of a stream
         if self.last is not None and offset <= self.last:
             return method.delivery_tag  # handled already (delivered again after a reconnect)
         try:

@@ -26,6 +26,8 @@ REQUIRED = {
     "rpc/consumer.py": [],
     "confirms/producer.py": [],
     "confirms/consumer.py": [],
+    "streams/producer.py": [],
+    "streams/consumer.py": [],
 }
 SCRIPTS = list(REQUIRED)
 PRODUCERS = [s for s in SCRIPTS if s.endswith("producer.py") and not s.startswith("rpc/")]

@@ -21,6 +21,7 @@ COPIED = {
     "topics": (["#"], ["quick.orange.rabbit", "-n", "2"], None),
     "rpc": ([], ["30"], " [.] Got fib(30) = 832040"),  # rpc/calls.py comes along
     "confirms": ([], ["-n", "2"], "async: 2 confirmed"),  # and confirms/bulk.py
+    "streams": (["--offset", "first"], ["-n", "2"], None),  # and streams/stream.py
 }
 UNUSED = "amqp://guest:guest@127.0.0.1:1/%2F"  # never reached: the import fails first
 
@@ -50,7 +51,11 @@ def test_a_copied_pattern_runs_with_only_pika(tmp_path, amqp_url, pattern):
         consumer.wait_for_line(AWAITING if pattern == "rpc" else READY)
         producer = Script("-S", "producer.py", *producer_args, **run)
         assert producer.wait() == 0, producer.describe()
-        if last is None:
+        if pattern == "streams":  # "<offset> <body> received"
+            assert consumer.wait_received(2) == [
+                f"{i} {body}" for i, body in enumerate(producer.sent())
+            ]
+        elif last is None:
             assert consumer.wait_received(2) == producer.sent()
         else:
             assert producer.stdout[-1].startswith(last), producer.describe()

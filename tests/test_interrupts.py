@@ -40,6 +40,7 @@ PRODUCERS = [
     # A line per message only up to 20 messages; "each" spreads them over a while.
     (["confirms/producer.py", "--strategy", "each", "-n", "20"], "confirms", "each: "),
     (["rpc/producer.py", *["20"] * REQUESTS], None, " [.] Got fib(20) = 6765"),
+    (["streams/producer.py", "-n", LONG_RUN], None, None),  # a stream: no basic_get to check
 ]
 BINDINGS = [("pubsub", "fanout", ""), ("routing", "direct", "blue"), ("topics", "topic", "#")]
 FILLED = 200  # messages waiting for the consumers of a queue
@@ -51,6 +52,7 @@ CONSUMERS = [  # each, its queue (None: exclusive, gone with it), whether it say
     (["topics/consumer.py", "#"], None, False),
     (["rpc/consumer.py"], None, False),
     (["confirms/consumer.py"], None, False),
+    (["streams/consumer.py", "--offset", "first"], None, False),
 ]
 SEED = int(os.environ.get("INTERRUPT_SEED") or random.randrange(10**6))
 

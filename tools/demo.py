@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.text import Text
 from scenarios import PATTERNS
 from throwaway import users_broker_or_throwaway
-from transcripts import Recorder
+from transcripts import Recorder, shown_path
 
 from common.cli import DEFAULT_URL
 from common.connection import broker_urls, without_password
@@ -44,8 +44,8 @@ def topology(patterns=PATTERNS):
     names = set()
     for pattern in patterns:
         constants = load(ROOT / pattern / "producer.py")  # main() does not run
-        if constants.get("QUEUE"):
-            names.add(("queue", constants["QUEUE"]))
+        if constants.get("QUEUE") or constants.get("STREAM"):
+            names.add(("queue", constants.get("QUEUE") or constants["STREAM"]))
         if constants.get("EXCHANGE"):
             names.add(("exchange", constants["EXCHANGE"]))
     return names
@@ -73,14 +73,14 @@ class Stage(Recorder):
         self.colours = itertools.cycle(COLOURS)
         super().__init__(self.scripts.start, broker, url)
 
-    def start(self, name, path, *args):
+    def start(self, name, path, *args, **options):
         label, style = name.split("-", 1)[1], next(self.colours)
 
         def echo(script, line):
             self.console.print(Text.assemble((f"[{label}] ", f"bold {style}"), (line, style)))
 
-        echo(None, "$ " + shlex.join(["python", path, *args]))
-        return super().start(name, path, *args, echo=echo)
+        echo(None, "$ " + shlex.join(["python", shown_path(path), *args]))
+        return super().start(name, path, *args, echo=echo, **options)
 
     def ctl(self, name, *args, showing=None):
         command = shlex.join(["rabbitmqctl", *args])

@@ -8,7 +8,9 @@ waits for what the README says happens, and returns that as one line: a check
 that fails raises AssertionError. Its docstring is what the demo says to watch for.
 """
 
-from processes import wait_until
+import tempfile
+
+from processes import ROOT, wait_until
 
 from common.consuming import DONE
 from rpc.calls import AWAITING
@@ -188,6 +190,39 @@ def confirms(r):
     return f"each strategy had 10,000 confirmed (msg/s: {', '.join(rates)}), none missing"
 
 
+def read(consumer):
+    """What a stream's consumer printed: "<offset> <body> received" -> {body: offset}."""
+    return {line.split(" ", 1)[1]: int(line.split(" ", 1)[0]) for line in consumer.received()}
+
+
+def streams(r):
+    """A stream keeps what it is sent, for every reader: a consumer started later reads
+    it all from the first message, and one with --resume goes on after the last it
+    handled, even after it stopped."""
+    live = r.start("streams-consumer", "streams/consumer.py").wait_ready()
+    sent = r.finish("streams-producer", "streams/producer.py").sent()
+    late = r.start("streams-late-consumer", "streams/consumer.py", "--offset", "first")
+    with tempfile.TemporaryDirectory() as here:  # where --resume keeps its file
+        resumed = r.start(
+            "streams-resume-1", ROOT / "streams/consumer.py", "--offset", "3", "--resume", "me",
+            cwd=here,
+        )  # fmt: skip
+        for consumer in (live, late, resumed):
+            wait_until(lambda c=consumer: set(sent[3:]) <= set(read(c)), "not read", consumer)
+        r.stop(resumed)
+        more = r.finish("streams-producer-more", "streams/producer.py", "-n", "2").sent()
+        again = r.start(
+            "streams-resume-2", ROOT / "streams/consumer.py", "--resume", "me", cwd=here
+        )
+        wait_until(lambda: set(more) <= set(read(again)), "not resumed", again)
+        r.stop(again)
+    assert list(read(late).values())[:5] == [0, 1, 2, 3, 4] and read(live)[sent[0]] == 0
+    assert min(read(again).values()) == max(read(resumed).values()) + 1, "a gap, or again"
+    for consumer in (live, late):
+        r.stop(consumer)
+    return "every consumer read every message; --resume went on after the last it handled"
+
+
 def errors(r):
     """The errors the Troubleshooting section explains, each as a reader meets it."""
     refused = "amqp://guest:secret@localhost:5673/"  # nothing listens there, we trust
@@ -223,5 +258,7 @@ def pika(r):
     return "each ran, and received what it sent; basic's two sides too"
 
 
-PATTERNS = {f.__name__: f for f in (basic, workers, pubsub, routing, topics, rpc, confirms)}
+PATTERNS = {
+    f.__name__: f for f in (basic, workers, pubsub, routing, topics, rpc, confirms, streams)
+}
 SCENARIOS = {**PATTERNS, "errors": errors, "pika": pika}

@@ -24,6 +24,7 @@ a node dies among the tasks, and who gets which, differ from run to run.
 """
 
 import contextlib
+import os
 import re
 import shlex
 import signal
@@ -32,13 +33,19 @@ import time
 import urllib.parse
 
 import pika
-from processes import TIMEOUT
+from processes import ROOT, TIMEOUT
 from scenarios import SCENARIOS
 
 SHOWN_HOST = "localhost:5672"
 MARKED = re.compile(
     r"^\.\. transcript: (\S+)\n\n\.\. code-block:: console\n\n((?:    .*\n|\n)+)", re.MULTILINE
 )
+
+
+def shown_path(arg):
+    """A script run from elsewhere (--resume keeps its file where it runs) by its path
+    from the repository's root, as a reader who stays there types it."""
+    return os.path.relpath(arg, ROOT) if str(arg).startswith(f"{ROOT}/") else str(arg)
 
 
 class Recorder:
@@ -55,7 +62,7 @@ class Recorder:
         (one block in the README for several commands run one after the other)."""
         command = script_or_command
         if not isinstance(command, str):  # a script: its command line, as a reader types it
-            command = shlex.join(["python", *script_or_command.command[1:]])
+            command = shlex.join(["python", *map(shown_path, script_or_command.command[1:])])
         kept = self.transcripts.setdefault(name, [])
         kept += [self.as_shown(f"$ {command}"), *map(self.as_shown, lines)]
 
