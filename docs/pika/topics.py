@@ -31,6 +31,7 @@ if side != "send":
     for pattern in ("*.orange.*", "lazy.#"):  # *: exactly one word; #: zero or more
         channel.queue_bind(queue, "topics", routing_key=pattern)
 
+# Sent as in Routing: with mandatory, a key that matches no binding comes back.
 if side != "receive":
     channel.confirm_delivery()
     for key in ("quick.brown.fox", "quick.orange.rabbit", "lazy"):
