@@ -86,8 +86,6 @@ class Stream(Queue):
 
     def handle(self, channel, method, properties, body):
         offset: int = properties.headers["x-stream-offset"]  # on every delivery of a stream
-        if self.last is not None and offset <= self.last:
-            return method.delivery_tag  # handled already (delivered again after a reconnect)
         try:
             self.callback(offset, body.decode("utf-8", errors="replace"))
         except BrokenPipeError:

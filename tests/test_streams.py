@@ -10,6 +10,8 @@ import pika
 import pytest
 from processes import ROOT, wait_until
 
+from common.connection import RECONNECTED
+
 STREAM = "events"
 BODY = re.compile(r"^\d+ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} - Streams - Hello World$")
 LINE = re.compile(r"^(\d+) (.+)$")  # "<offset> <body>"
@@ -213,3 +215,17 @@ def test_a_consumer_with_no_prefetch_is_refused_in_one_line(start, tmp_path):
     assert run.wait() == 1, run.describe()
     [line] = run.stderr
     assert line.startswith("error: the broker refused: PRECONDITION_FAILED - consumer prefetch")
+
+
+def test_a_consumer_that_lost_the_broker_goes_on_after_the_last_it_handled(start, restartable):
+    """Subscribed again from the last offset handled, not from --offset: no message twice,
+    none missing, though it started at first."""
+    sent = produce(start, 3)
+    consumer = start("streams/consumer.py", "--offset", "first")
+    consumer.wait_received(3)
+    restartable.ctl("close_all_connections", "--global", "closed by a test")
+    consumer.wait_for_line(RECONNECTED)
+    sent += produce(start, 2)
+    consumer.wait_received(5)
+    assert consumer.stop() == 0
+    assert offsets(consumer) == ([0, 1, 2, 3, 4], sent)
