@@ -55,6 +55,8 @@ RUNS = {
         ],
         [" [x] Received 1000", " [x] Received 2000", " [x] Received 3000"],
     ),
+    # Two readers of the stream: each gets the message, at the same offset.
+    "streams": (2, [" [x] Sent 'Hello World'"], [" [x] Received 'Hello World' at offset 0"]),
 }
 
 
