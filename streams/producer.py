@@ -13,9 +13,7 @@ from stream import Stream  # streams/stream.py, beside this file
 from common.cli import count, parser, run
 
 STREAM = "events"
-# A stream keeps what it is sent until a limit says otherwise: without one it fills
-# the disk. Whichever comes first; the broker drops whole segments, oldest first.
-RETENTION = {
+RETENTION = {  # whichever comes first; the broker drops whole segments, oldest first
     "x-max-age": "7D",
     "x-max-length-bytes": 1_000_000_000,
     "x-stream-max-segment-size-bytes": 100_000_000,
