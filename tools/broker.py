@@ -26,6 +26,10 @@ BOOT_TIMEOUT = 60.0  # seconds for a node to start, or to come back after a rest
 # The settings every throwaway node gets. RabbitMQ 4.3 logs the management plugin's
 # metrics collector as a deprecated feature; what the tests ask of the API needs none.
 NODE_CONFIG = "management_agent.disable_metrics_collector = true\n"
+# The plugins every throwaway node runs, as its enabled_plugins file: the management API
+# (the tests' virtual hosts) and the stream protocol, which rstream speaks
+# (tests/test_stream_interop.py). The official image's rabbitmq_prometheus is left out.
+PLUGINS = "[rabbitmq_management,rabbitmq_stream].\n"
 
 
 class BrokerUnavailable(Exception):
@@ -38,6 +42,7 @@ class Broker:
     kind = "the broker at AMQP_URL"
     can_restart = False
     tls_port = None  # a TLS listener: only on a throwaway node, whose certificates we make
+    stream_port = None  # the stream protocol's listener (rabbitmq_stream): likewise
     ctl = None  # rabbitmqctl: only where the tests can reach the node (not through AMQP_URL)
     log = None  # what the node logs: likewise
 
@@ -94,14 +99,24 @@ class Node(Broker):
     def wait_until_listening(self, alive=lambda: True):
         deadline = time.monotonic() + BOOT_TIMEOUT
         wait_until_open(self.url("/"), deadline, alive)
-        while self.tls_port:  # the TLS listener too
-            try:
-                socket.create_connection(("127.0.0.1", self.tls_port), timeout=2).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise BrokerUnavailable("the TLS listener did not open") from None
-            time.sleep(0.1)  # a poll interval, bounded by the deadline above
+        for name, port in (("TLS", self.tls_port), ("stream", self.stream_port)):
+            while port:  # the other listeners too
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise BrokerUnavailable(f"the {name} listener did not open") from None
+                time.sleep(0.1)  # a poll interval, bounded by the deadline above
+
+
+def stream_config(port, listener=None):
+    """rabbitmq.conf lines for the stream protocol. A stream client asks any node where a
+    stream's leader is, then connects there: to the host and port the leader advertises,
+    by default its hostname and its listener's port, which in a container are out of
+    reach from here. So every node advertises 127.0.0.1 and the port published for it."""
+    lines = "" if listener is None else f"stream.listeners.tcp.1 = {listener}\n"
+    return f"{lines}stream.advertised_host = 127.0.0.1\nstream.advertised_port = {port}\n"
 
 
 HANDED_OUT = set()  # ports free_port() gave: a node may not listen on them yet

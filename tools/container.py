@@ -15,7 +15,16 @@ import sys
 import tempfile
 import time
 
-from broker import BOOT_TIMEOUT, NODE_CONFIG, BrokerUnavailable, Node, free_port, wait_for_api
+from broker import (
+    BOOT_TIMEOUT,
+    NODE_CONFIG,
+    PLUGINS,
+    BrokerUnavailable,
+    Node,
+    free_port,
+    stream_config,
+    wait_for_api,
+)
 
 DEFAULT_IMAGE = "rabbitmq:4.3-management"
 OWNER = "messaging-patterns.owner"  # a label: the pid of the process that started it
@@ -23,6 +32,9 @@ PIDS = "messaging-patterns.pids"  # a label: the pid namespace that pid belongs 
 MINE = {OWNER: str(os.getpid()), PIDS: os.readlink("/proc/self/ns/pid")}
 CONF = "/etc/rabbitmq/conf.d/90-messaging-patterns.conf"  # beside the image's own defaults
 TLS = "/etc/rabbitmq/tls"
+# Where both the official image and ours (tools/rabbitmq_image.py) read it: replaced whole.
+ENABLED_PLUGINS = "/etc/rabbitmq/enabled_plugins"
+STREAM = 5552  # the stream protocol's port in the container, its default
 
 
 def engine(timeout=5):
@@ -114,10 +126,11 @@ class Container(Node):
         testcontainers_config.ryuk_disabled = True  # we remove it ourselves: no reaper
         self.image = image
         self.kind = f"a container of {image}"
-        self.amqp_port, api_port = free_port(), free_port()
+        self.amqp_port, api_port, self.stream_port = free_port(), free_port(), free_port()
         self.hostname = hostname or f"rabbitmq-test-{os.getpid()}-{self.amqp_port}"
         self.node = f"rabbit@{self.hostname}"  # so its data survives a restart: fixed
         ports = {"5672/tcp": ("127.0.0.1", self.amqp_port), "15672/tcp": ("127.0.0.1", api_port)}
+        ports[f"{STREAM}/tcp"] = ("127.0.0.1", self.stream_port)
         self.container = DockerContainer(image).with_kwargs(
             hostname=self.hostname,
             labels=MINE,
@@ -128,7 +141,7 @@ class Container(Node):
         self.cookie = cookie
         if cookie:  # the node's; rabbitmq-server and rabbitmqctl are each given it
             self.container.with_env("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS", f"-setcookie {cookie}")
-        settings = NODE_CONFIG + config
+        settings = NODE_CONFIG + stream_config(self.stream_port) + config
         self.folder = None
         if tls:
             import certificates  # here: it needs cryptography, which only the tests install
@@ -144,6 +157,7 @@ class Container(Node):
             settings += "listeners.ssl.default = 5671\n" + certificates.config(*inside)
         self.container.ports = ports
         self.container.with_copy_into_container(settings.encode(), CONF, 0o644)
+        self.container.with_copy_into_container(PLUGINS.encode(), ENABLED_PLUGINS, 0o644)
         super().__init__(
             f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/%2F", f"http://127.0.0.1:{api_port}"
         )

@@ -16,10 +16,12 @@ from json import dumps, loads
 from broker import (
     BOOT_TIMEOUT,
     NODE_CONFIG,
+    PLUGINS,
     Broker,
     BrokerUnavailable,
     Node,
     free_port,
+    stream_config,
     wait_for_api,
 )
 
@@ -53,8 +55,10 @@ class LocalNode(Node):
         self.folder = folder or tempfile.mkdtemp(prefix=f"rabbitmq-test-{os.getpid()}-")
         os.makedirs(self.folder, exist_ok=True)
         self.amqp_port, dist_port, api_port = free_port(), free_port(), free_port()
+        self.stream_port = free_port()  # each node its own: a local cluster's nodes too
         self.node = node or f"test-{os.getpid()}-{self.amqp_port}@localhost"
         listeners = f"listeners.tcp.1 = 127.0.0.1:{self.amqp_port}\n"
+        listeners += stream_config(self.stream_port, f"127.0.0.1:{self.stream_port}")
         if tls:
             import certificates  # here: it needs cryptography, which only the tests install
 
@@ -72,7 +76,7 @@ class LocalNode(Node):
             )
         plugins = os.path.join(self.folder, "enabled_plugins")
         with open(plugins, "w") as f:
-            f.write("[rabbitmq_management].\n")
+            f.write(PLUGINS)
         empty_env_file = os.path.join(self.folder, "rabbitmq-env.conf")
         open(empty_env_file, "w").close()
         # What rabbitmqctl needs to find this node, and nothing more: given
@@ -118,6 +122,7 @@ class LocalNode(Node):
                 "folder": self.folder,
                 "node": self.node,
                 "tls_port": self.tls_port,
+                "stream_port": self.stream_port,
                 "ca_file": str(self.ca_file) if self.tls_port else None,
                 "cli_env": {k: v for k, v in self.cli_env.items() if os.environ.get(k) != v},
             }
@@ -130,6 +135,7 @@ class LocalNode(Node):
         node = cls.__new__(cls)
         Broker.__init__(node, facts["amqp_url"], facts["api_url"])
         node.folder, node.node, node.tls_port = facts["folder"], facts["node"], facts["tls_port"]
+        node.stream_port = facts["stream_port"]
         node.ca_file, node.process, node.owned = facts["ca_file"], None, False
         node.cli_env = {**os.environ, **facts["cli_env"]}
         return node
