@@ -109,6 +109,7 @@ class Consumer(Connection):
             except pika.exceptions.AMQPConnectionError as error:
                 if self.stopping.is_set():
                     return  # lost while stopping: stopped all the same
+                self.connection_lost(error)
                 log.info(
                     f" [!] Lost the broker ({lost(error)}): trying again for up to "
                     f"{self.retry_for:g} s"
@@ -116,6 +117,10 @@ class Consumer(Connection):
             self.open()  # the tasks of the lost channel are dropped: see work()
             self.held = {}
             log.info(RECONNECTED)
+
+    def connection_lost(self, error: Exception) -> None:
+        """The connection was lost while consuming, and is about to be opened again: a
+        subclass may raise instead (a stream's consumer, for one message that ends it)."""
 
     def tick(self) -> None:
         """Every 0.2 s while consuming (a signal only sets the flag): stop if stopped."""

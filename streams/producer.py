@@ -13,7 +13,7 @@ from stream import Stream  # streams/stream.py, beside this file
 from common.cli import count, parser, run
 
 STREAM = "events"
-RETENTION = {  # whichever comes first; the broker drops whole segments, oldest first
+RETENTION = {  # checked as each segment fills: the oldest whole segments go
     "x-max-age": "7D",
     "x-max-length-bytes": 1_000_000_000,
     "x-stream-max-segment-size-bytes": 100_000_000,

@@ -4,7 +4,9 @@ and --resume starts after the last message handled, even after a SIGKILL."""
 import re
 import signal
 import textwrap
-from datetime import datetime, timedelta
+import time
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pika
 import pytest
@@ -70,14 +72,28 @@ def test_a_consumer_starts_at_the_offset_or_time_it_is_given(start, where, expec
     assert consumer.stop() == 0
 
 
-def test_a_time_to_come_reads_only_what_is_appended_after_it(start):
+def after_the_next_second():
+    """The next whole second, once it has come (a wait on the clock, not on the broker)."""
+    boundary = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=1)
+    time.sleep(max(0.0, (boundary - datetime.now(timezone.utc)).total_seconds()) + 0.05)
+    return boundary
+
+
+@pytest.mark.parametrize(
+    "zone, shown",
+    [("UTC", "%Y-%m-%dT%H:%M:%SZ"), ("Asia/Tokyo", "%Y-%m-%dT%H:%M:%S")],
+    ids=["utc-z", "local-tokyo"],
+)
+def test_a_time_starts_at_what_was_appended_from_then_on(start, zone, shown):
+    """A time with no zone is the consumer's local time; Z is UTC (Python 3.10 too)."""
     produce(start, 2)
-    later = (datetime.now() + timedelta(seconds=1)).isoformat(timespec="seconds")
-    consumer = start("streams/consumer.py", "--offset", later).wait_ready()
-    wait_until(lambda: datetime.now().isoformat() > later, "the time never came", consumer)
+    boundary = after_the_next_second()
     sent = produce(start, 2)
+    when = boundary.astimezone(ZoneInfo(zone)).strftime(shown)
+    consumer = start("streams/consumer.py", "--offset", when, env={"TZ": zone})
     consumer.wait_received(2)
     assert offsets(consumer) == ([2, 3], sent)
+    assert consumer.stop() == 0
 
 
 def test_resume_after_a_sigkill_leaves_no_gap(start, tmp_path):
@@ -161,6 +177,8 @@ def test_a_failing_callback_stops_with_an_error_that_names_the_offset(start, tmp
         ("--offset", "2026-13-01"),
         ("--resume", "../elsewhere"),
         ("--resume", ""),
+        ("--offset", "999999d"),  # before the year 1
+        ("--offset", "1960-01-01"),  # before 1970: no AMQP timestamp
     ],
 )
 def test_a_bad_offset_or_name_is_a_usage_error(start, args):
@@ -229,3 +247,87 @@ def test_a_consumer_that_lost_the_broker_goes_on_after_the_last_it_handled(start
     consumer.wait_received(5)
     assert consumer.stop() == 0
     assert offsets(consumer) == ([0, 1, 2, 3, 4], sent)
+
+
+def test_an_offset_file_that_holds_no_offset_is_one_line(start, tmp_path):
+    (tmp_path / "reader.offset").write_text("garbage\n")
+    consumer = start(ROOT / "streams/consumer.py", "--resume", "reader", cwd=tmp_path)
+    assert consumer.wait() == 1
+    assert consumer.stderr == [
+        "error: reader.offset holds 'garbage', not an offset: delete it to start at --offset"
+    ]
+
+
+UNWRITABLE = """\
+    from common.cli import run
+    import consumer
+    import stream
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    stream.os.replace = full  # as a full disk would refuse the new file
+    run(consumer.main, consumer=True)
+"""
+
+
+def test_an_offset_that_cannot_be_kept_stops_the_consumer_in_one_line(start, tmp_path):
+    produce(start, 2)
+    script = tmp_path / "unwritable.py"
+    script.write_text(textwrap.dedent(UNWRITABLE))
+    options = ("--offset", "first", "--resume", "reader")
+    env = {"PYTHONPATH": str(ROOT / "streams")}
+    consumer = start(script, *options, cwd=tmp_path, env=env)
+    assert consumer.wait() == 1, consumer.describe()
+    assert offsets(consumer)[0] == [0]  # handled, then not kept: it stops there
+    assert consumer.stderr == [
+        "error: cannot keep offset 0 in reader.offset: [Errno 28] No space left on device"
+    ]
+
+
+def test_a_stream_deleted_while_read_stops_the_consumer_in_one_line(start, amqp_url):
+    """Subscribing again after the last offset would skip the new stream's first ones."""
+    produce(start, 2)
+    consumer = start("streams/consumer.py", "--offset", "first")
+    consumer.wait_received(2)
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+        connection.channel().queue_delete(STREAM)
+    assert consumer.wait() == 1, consumer.describe()
+    assert consumer.stderr == [
+        f"error: the broker ended the subscription to the stream {STREAM!r}: was it deleted? "
+        "A new one's offsets start again at 0: run with --offset first"
+    ]
+
+
+SLOW = """\
+    import time
+    from common.cli import run
+    import consumer
+
+    class Slow(consumer.Consumer):
+        def callback(self, offset, body):
+            if offset == 1:
+                print("working on 1")
+                time.sleep(2)  # the broker closes the connection meanwhile
+            super().callback(offset, body)
+
+    consumer.Consumer = Slow
+    run(consumer.main, consumer=True)
+"""
+
+
+def test_the_message_in_hand_when_the_broker_went_away_is_not_handled_twice(
+    start, restartable, tmp_path
+):
+    """Subscribed again after the last offset handled, while the worker still holds the
+    next: the broker sends that one again, and it is not handled again."""
+    sent = produce(start, 3)
+    script = tmp_path / "slow.py"
+    script.write_text(textwrap.dedent(SLOW))
+    consumer = start(script, "--offset", "first", env={"PYTHONPATH": str(ROOT / "streams")})
+    consumer.wait_for_line("working on 1")
+    restartable.ctl("close_all_connections", "--global", "closed by a test")
+    consumer.wait_received(3)
+    assert consumer.stop() == 0
+    assert offsets(consumer) == ([0, 1, 2], sent)
+    assert RECONNECTED in consumer.stdout
