@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-image clean-broker bench test image test-image test-cluster test-interrupts mutants cluster lint clean readme images
+.PHONY: demo demo-image clean-broker bench test image test-image test-cluster test-interrupts test-restarts mutants cluster lint clean readme images
 
 $(VENV)/.installed: $(VENV)/.demo requirements-dev.txt
 	@echo "Installing what the tests need into $(VENV) (a minute, once) ..."
@@ -37,15 +37,22 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Two workers, each with its own throwaway broker, and each test file on one of them.
+# Three workers, each with its own throwaway broker, and each test file on one of them:
+# three on two cores, since the tests mostly wait on their brokers (136 s, against 167 s
+# with two, at rest on two cores).
 # Not --dist loadgroup: with pytest 9 and pytest-xdist 3.8 it ignores the groups and
 # splits them. The broker: a container of
 # RABBITMQ_IMAGE (default rabbitmq:4.3-management) if Docker has it or can pull it, else
 # a local rabbitmq-server node; THROWAWAY=container or THROWAWAY=local forces one.
-# The cluster tests and the interrupt tests are apart (make test-cluster, make
-# test-interrupts): make test stays under three minutes.
+# The cluster tests, the interrupt tests and the restart tests are apart (make
+# test-cluster, make test-interrupts, make test-restarts): make test stays under three
+# minutes.
 test: lint
-	$(BIN)/pytest -n 2 --dist loadfile -m "not cluster and not interrupts"
+	$(BIN)/pytest -n 3 --dist loadfile -m "not cluster and not interrupts and not restarts"
+
+# The broker restarted, stopped and killed under running scripts (two files, two workers).
+test-restarts: $(VENV)/.installed
+	$(BIN)/pytest -n 2 --dist loadfile -m restarts
 
 # The scripts interrupted at random moments, 200 runs in all (about half a minute).
 test-interrupts: $(VENV)/.installed

@@ -7,11 +7,14 @@ import re
 import time
 import urllib.parse
 
+import pytest
 from inprocess import ready_messages
 from processes import TIMEOUT
 from test_confirms import summaries
 
 from common.connection import RECONNECTED
+
+pytestmark = pytest.mark.restarts  # make test-restarts: apart, for time
 
 # Enough messages that a restart lands in the middle of the run, at each strategy's pace.
 RESTARTED_RUN = {"each": 15_000, "batch": 100_000, "async": 100_000}

@@ -10,6 +10,8 @@ import pytest
 from common import Queue
 from common.connection import RECONNECTED
 
+pytestmark = pytest.mark.restarts  # make test-restarts: apart, for time
+
 
 def test_persistent_messages_survive_a_broker_restart(start, restartable):
     producer = start("basic/producer.py")
