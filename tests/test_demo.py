@@ -147,15 +147,28 @@ def test_it_refuses_a_queue_in_use_and_leaves_its_messages(amqp_url):
     assert ready_messages(amqp_url, "basic") == 1
 
 
+def test_it_refuses_a_stream_that_is_there_already(amqp_url):
+    """Even empty: what the demo appends would stay in the reader's stream."""
+    with Queue(amqp_url, None) as mine:
+        stream = {"x-queue-type": "stream", "x-max-length-bytes": 1_000_000}
+        mine.channel.queue_declare("events", durable=True, arguments=stream)
+    run = demo("streams", url=amqp_url)
+    assert run.wait(TIMEOUT) == 1, run.describe()
+    said = "\n".join(run.stdout)
+    assert "the stream 'events' is at" in said and "`make clean-broker` deletes" in said
+
+
 def test_make_clean_broker_deletes_what_the_patterns_declare_and_nothing_else(amqp_url):
-    with Queue(amqp_url, "basic"), Queue(amqp_url, "mine"):
-        pass
+    with Queue(amqp_url, "basic"), Queue(amqp_url, "mine") as mine:
+        stream = {"x-queue-type": "stream", "x-max-length-bytes": 1_000_000}
+        mine.channel.queue_declare("events", durable=True, arguments=stream)
     with Exchange(amqp_url, "pubsub", "fanout"):
         pass
     run = demo("--delete", url=amqp_url)
     assert run.wait(TIMEOUT) == 0, run.describe()
-    assert run.stdout[-1].endswith(": exchange pubsub, queue basic"), run.stdout
+    assert run.stdout[-1].endswith(": exchange pubsub, queue basic, stream events"), run.stdout
     assert ready_messages(amqp_url, "basic") is None
+    assert ready_messages(amqp_url, "events") is None
     assert ready_messages(amqp_url, "mine") == 0
     gone = pytest.raises(pika.exceptions.ChannelClosedByBroker)  # the exchange: 404
     with Queue(amqp_url, None) as client, gone:

@@ -111,3 +111,13 @@ def test_with_no_argument_it_ends_by_itself_with_what_it_sent(start):
         " [x] Sent 'Hello World' to every subscriber",
         " [x] Received 'Hello World' in amq.gen-<name>",
     ]
+
+
+def test_a_stream_receiver_started_after_the_send_reads_it_from_the_first(start):
+    """What a stream keeps waits for a reader that comes later: receive starts at first."""
+    sender = start("docs/pika/streams.py", "send")
+    assert sender.wait() == 0, sender.describe()
+    receiver = receive(start, "streams")
+    wait_until(lambda: len(receiver.stdout) > 1, "nothing received", receiver)
+    assert receiver.stdout[1:] == [" [x] Received 'Hello World' at offset 0"]
+    assert receiver.stop() == 0 and receiver.stderr == []

@@ -90,8 +90,9 @@ def test_the_bytes_the_tutorial_appends_are_no_message_to_an_amqp_0_9_1_reader(
     within_deadline(append(rstream_options, AMQPMessage(body=b"after it")))
     consumer = start("streams/consumer.py", "--offset", "first")
     assert consumer.wait() == 1, consumer.describe()
-    assert consumer.stdout == [
-        WAITING,
+    # The ready line comes once the broker takes the subscription: before the first loss
+    # or, when the broker sent the message at once (a busy 3.10), not at all.
+    assert [line for line in consumer.stdout if line != WAITING] == [
         " [!] Lost the broker (the broker closed the connection: INTERNAL_ERROR): trying "
         "again for up to 30 s",
         " [*] Reconnected to the broker",

@@ -48,7 +48,7 @@ from benchmarks.shared import (
     admin_channel,
     connect,
 )
-from benchmarks.streams import measure_streams
+from benchmarks.streams import STREAM, measure_streams
 from benchmarks.workers import measure_all_workers
 from broker import BrokerUnavailable, claim, release
 from rich.console import Console
@@ -106,7 +106,7 @@ class BenchBroker:
     QUEUES = {
         ("queue", name)
         for name in (QUEUE, BARE_RPC_QUEUE, THREADED_RPC_QUEUE, RPC_QUEUE, TASK_QUEUE)
-    }
+    } | {("stream", STREAM)}
 
     def __init__(self, console):
         check_local(os.environ.get("AMQP_URL", DEFAULT_URL))

@@ -178,15 +178,20 @@ def answers(url):
         return False
 
 
+AS_AMQP = {"stream": "queue"}  # a stream is declared and deleted as a queue
+
+
 def present(url, names):
-    """{(kind, name): the broker's state} of those of names ("queue" or "exchange", and a
-    name) that the broker at url has now; a passive declaration only asks."""
+    """{(kind, name): the broker's state} of those of names ("queue", "stream" or
+    "exchange", and a name) that the broker at url has now; a passive declaration only
+    asks (a stream is a queue to AMQP)."""
     found = {}
     with contextlib.closing(pika.BlockingConnection(pika.URLParameters(url))) as connection:
         for kind, name in sorted(names):
             channel = connection.channel()
             try:
-                found[kind, name] = getattr(channel, f"{kind}_declare")(name, passive=True).method
+                declare = getattr(channel, f"{AS_AMQP.get(kind, kind)}_declare")
+                found[kind, name] = declare(name, passive=True).method
                 channel.close()
             except pika.exceptions.ChannelClosedByBroker:  # 404: not there
                 pass
@@ -195,10 +200,19 @@ def present(url, names):
 
 def claim(url, names):
     """Before a tool uses names on a broker of the reader's own: refuse a queue that holds
-    messages or has consumers (the tool would take them, or share them). Returns what
-    release() needs to leave the broker as it was."""
+    messages or has consumers (the tool would take them, or share them), and a stream that
+    is there at all (what the tool appends would stay in it). Returns what release() needs
+    to leave the broker as it was."""
     there = present(url, names)
     for (kind, name), state in there.items():
+        if kind == "stream":
+            raise BrokerUnavailable(
+                f"the stream {name!r} is at {without_password(url)} already, and what this "
+                "appends would stay in it (a stream keeps what it is sent): `make "
+                "clean-broker` deletes the patterns' queues, streams and exchanges there, "
+                "with their messages; or set AMQP_URL to another virtual host, or to an "
+                "address where no broker answers (then a throwaway one is started)"
+            )
         if kind == "queue" and (state.message_count or state.consumer_count):
             raise BrokerUnavailable(
                 f"the queue {name!r} at {without_password(url)} is in use "
@@ -223,7 +237,7 @@ def release(url, names, missing):
             channel = connection.channel()
             try:
                 if (kind, name) in missing:
-                    getattr(channel, f"{kind}_delete")(name)
+                    getattr(channel, f"{AS_AMQP.get(kind, kind)}_delete")(name)
                 elif kind == "queue":
                     channel.queue_purge(name)
                 channel.close()

@@ -44,8 +44,10 @@ def topology(patterns=PATTERNS):
     names = set()
     for pattern in patterns:
         constants = load(ROOT / pattern / "producer.py")  # main() does not run
-        if constants.get("QUEUE") or constants.get("STREAM"):
-            names.add(("queue", constants.get("QUEUE") or constants["STREAM"]))
+        if constants.get("QUEUE"):
+            names.add(("queue", constants["QUEUE"]))
+        if constants.get("STREAM"):
+            names.add(("stream", constants["STREAM"]))
         if constants.get("EXCHANGE"):
             names.add(("exchange", constants["EXCHANGE"]))
     return names

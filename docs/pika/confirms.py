@@ -90,6 +90,7 @@ if side != "receive":
     publish("async", WINDOW)
 
 if side != "send":
+    channel.basic_qos(prefetch_count=100)  # many on their way at once, but not all
     if side == "receive":
         print(" [*] Waiting for messages. To exit press CTRL+C")
     for received, (method, _, _) in enumerate(channel.consume("confirms"), start=1):

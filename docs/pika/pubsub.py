@@ -48,6 +48,7 @@ def on_message(channel, method, properties, body):
 
 
 if side != "send":
+    channel.basic_qos(prefetch_count=10)  # as Basic's: at most 10 unacknowledged at a time
     channel.basic_consume(queue, on_message)
     if side == "receive":
         print(" [*] Waiting for messages. To exit press CTRL+C")
