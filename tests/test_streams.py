@@ -300,15 +300,24 @@ def test_a_stream_deleted_while_read_stops_the_consumer_in_one_line(start, amqp_
 
 
 SLOW = """\
-    import time
+    import threading
     from common.cli import run
     import consumer
 
     class Slow(consumer.Consumer):
+        first_channel = None
+        again = threading.Event()  # offset 1 delivered again, on the new connection
+
+        def on_message(self, channel, method, properties, body):
+            self.first_channel = self.first_channel or channel
+            if channel is not self.first_channel:
+                self.again.set()
+            super().on_message(channel, method, properties, body)
+
         def callback(self, offset, body):
-            if offset == 1:
+            if offset == 1 and not self.again.is_set():
                 print("working on 1")
-                time.sleep(2)  # the broker closes the connection meanwhile
+                self.again.wait(30)  # the test closes the connection meanwhile
             super().callback(offset, body)
 
     consumer.Consumer = Slow
