@@ -80,7 +80,10 @@ def reap():
     Only those of this machine's processes: another pid namespace (a CI job in a
     container of its own, on a shared engine) has pids that /proc here does not show."""
     client, ours = engine(), {"label": [OWNER, f"{PIDS}={MINE[PIDS]}"]}
-    owners = {c.labels[OWNER] for c in client.containers.list(all=True, filters=ours)}
+    # sparse: the list alone, not each container inspected after it, which fails with
+    # NotFound for one that another run removes in between (seen in CI).
+    listed = client.containers.list(all=True, filters=ours, sparse=True)
+    owners = {c.attrs["Labels"][OWNER] for c in listed}
     owners |= {n.attrs["Labels"][OWNER] for n in client.networks.list(filters=ours)}
     for pid in filter(gone, owners):
         with contextlib.suppress(Exception):  # another run's reap() took it first
