@@ -13,6 +13,7 @@ from benchmarks.shared import (
     connect,
     interleaved,
     purge,
+    receive_rate,
 )
 from common import Queue
 from confirms.bulk import publish_many
@@ -77,14 +78,7 @@ def consume_helpers(url, n, prefetch=PREFETCH):
     thread, each ack sent by the I/O thread through add_callback_threadsafe. The clock
     runs from receive() until it returns, after the n-th message."""
     prefill(url, n)
-    with Sink(url, n, prefetch) as sink:
-        sink.connection.call_later(DEADLINE, sink.stop)
-        start = time.perf_counter()
-        sink.receive()
-        elapsed = time.perf_counter() - start
-    if sink.received != n:
-        raise BenchError(f"Queue.receive(): {sink.received} of {n} messages in {DEADLINE:g} s")
-    return n / elapsed
+    return receive_rate(Sink(url, n, prefetch), "Queue.receive()")
 
 
 def measure_consuming(url, counts, report):

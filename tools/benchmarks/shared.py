@@ -3,6 +3,7 @@
 import collections
 import contextlib
 import signal
+import time
 
 import pika
 
@@ -53,6 +54,19 @@ def admin_channel(url):
 def purge(url, queue=QUEUE):
     with admin_channel(url) as channel:
         channel.queue_purge(queue)
+
+
+def receive_rate(consumer, what):
+    """messages/s: consumer.receive() until its callback has stopped it after consumer.n
+    messages (or DEADLINE passed). The clock runs from receive() until it returns."""
+    with consumer:
+        consumer.connection.call_later(DEADLINE, consumer.stop)
+        start = time.perf_counter()
+        consumer.receive()
+        elapsed = time.perf_counter() - start
+    if consumer.received != consumer.n:
+        raise BenchError(f"{what}: {consumer.received} of {consumer.n} messages in {DEADLINE:g} s")
+    return consumer.n / elapsed
 
 
 def interleaved(measures, report):

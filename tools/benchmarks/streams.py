@@ -12,6 +12,7 @@ from benchmarks.shared import (
     admin_channel,
     connect,
     interleaved,
+    receive_rate,
 )
 from confirms.bulk import publish_many
 from streams.stream import Stream
@@ -77,14 +78,7 @@ class Reader(Stream):
 def read_helpers(url, n):
     """messages/s: Stream.receive() from offset first, prefetch PREFETCH: callbacks on a
     worker thread, acks from the I/O thread. From receive() until it returns."""
-    with Reader(url, n) as reader:
-        reader.connection.call_later(DEADLINE, reader.stop)
-        start = time.perf_counter()
-        reader.receive()
-        elapsed = time.perf_counter() - start
-    if reader.received != n:
-        raise BenchError(f"Stream.receive(): {reader.received} of {n} messages in {DEADLINE:g} s")
-    return n / elapsed
+    return receive_rate(Reader(url, n), "Stream.receive()")
 
 
 def measure_streams(url, counts, report):
