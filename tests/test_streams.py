@@ -127,9 +127,6 @@ def test_ctrl_c_in_the_middle_of_a_fast_read_is_clean(start):
 
 
 FAILING = """\
-    from common.cli import run
-    import consumer
-
     class Failing(consumer.Consumer):
         def callback(self, offset, body):
             if offset == 3 and not FIXED:
@@ -138,22 +135,25 @@ FAILING = """\
 
     FIXED = {fixed}
     consumer.Consumer = Failing
-    run(consumer.main, consumer=True)
 """
 
 
-def failing_consumer(tmp_path, fixed=False):
-    script = tmp_path / f"failing{int(fixed)}.py"
-    script.write_text(textwrap.dedent(FAILING.format(fixed=fixed)))
-    return script
+def changed_consumer(start, tmp_path, name, change, *args, **options):
+    """streams/consumer.py, run as a reader runs it (its run(), options and output), with
+    change made first: its Consumer subclassed, or a function patched."""
+    script = tmp_path / f"{name}.py"
+    made = "from common.cli import run\nimport consumer\nimport stream\n\n"
+    script.write_text(f"{made}{textwrap.dedent(change)}\nrun(consumer.main, consumer=True)\n")
+    return start(script, *args, env={"PYTHONPATH": str(ROOT / "streams")}, **options)
 
 
 def test_a_failing_callback_stops_with_an_error_that_names_the_offset(start, tmp_path):
     """No requeue on a stream: the consumer neither skips the message nor loops on it."""
     produce(start, 5)
     options = ("--offset", "first", "--resume", "reader")
-    env = {"PYTHONPATH": str(ROOT / "streams")}
-    failing = start(failing_consumer(tmp_path), *options, cwd=tmp_path, env=env)
+    failing = changed_consumer(
+        start, tmp_path, "failing", FAILING.format(fixed=False), *options, cwd=tmp_path
+    )
     assert failing.wait() == 1, failing.describe()
     assert offsets(failing)[0] == [0, 1, 2]
     assert failing.stderr == [
@@ -162,7 +162,9 @@ def test_a_failing_callback_stops_with_an_error_that_names_the_offset(start, tmp
         "the same --resume"
     ]
     assert (tmp_path / "reader.offset").read_text() == "2\n"
-    fixed = start(failing_consumer(tmp_path, fixed=True), *options, cwd=tmp_path, env=env)
+    fixed = changed_consumer(
+        start, tmp_path, "fixed", FAILING.format(fixed=True), *options, cwd=tmp_path
+    )
     fixed.wait_received(2)
     assert offsets(fixed)[0] == [3, 4]
     assert fixed.stop() == 0
@@ -213,23 +215,17 @@ def test_a_queue_of_another_type_with_the_name_is_one_line(start, amqp_url):
 
 
 NO_PREFETCH = """\
-    from common.cli import run
-    import consumer
-
     class Unlimited(consumer.Consumer):
         def __init__(self, *args, **options):
             super().__init__(*args, **options)
             self.prefetch = 0  # no limit: a stream refuses it
 
     consumer.Consumer = Unlimited
-    run(consumer.main, consumer=True)
 """
 
 
 def test_a_consumer_with_no_prefetch_is_refused_in_one_line(start, tmp_path):
-    script = tmp_path / "unlimited.py"
-    script.write_text(textwrap.dedent(NO_PREFETCH))
-    run = start(script, env={"PYTHONPATH": str(ROOT / "streams")})
+    run = changed_consumer(start, tmp_path, "unlimited", NO_PREFETCH)
     assert run.wait() == 1, run.describe()
     [line] = run.stderr
     assert line.startswith("error: the broker refused: PRECONDITION_FAILED - consumer prefetch")
@@ -259,25 +255,17 @@ def test_an_offset_file_that_holds_no_offset_is_one_line(start, tmp_path):
 
 
 UNWRITABLE = """\
-    from common.cli import run
-    import consumer
-    import stream
-
     def full(*args):
         raise OSError(28, "No space left on device")
 
     stream.os.replace = full  # as a full disk would refuse the new file
-    run(consumer.main, consumer=True)
 """
 
 
 def test_an_offset_that_cannot_be_kept_stops_the_consumer_in_one_line(start, tmp_path):
     produce(start, 2)
-    script = tmp_path / "unwritable.py"
-    script.write_text(textwrap.dedent(UNWRITABLE))
     options = ("--offset", "first", "--resume", "reader")
-    env = {"PYTHONPATH": str(ROOT / "streams")}
-    consumer = start(script, *options, cwd=tmp_path, env=env)
+    consumer = changed_consumer(start, tmp_path, "unwritable", UNWRITABLE, *options, cwd=tmp_path)
     assert consumer.wait() == 1, consumer.describe()
     assert offsets(consumer)[0] == [0]  # handled, then not kept: it stops there
     assert consumer.stderr == [
@@ -301,8 +289,6 @@ def test_a_stream_deleted_while_read_stops_the_consumer_in_one_line(start, amqp_
 
 SLOW = """\
     import threading
-    from common.cli import run
-    import consumer
 
     class Slow(consumer.Consumer):
         first_channel = None
@@ -321,7 +307,6 @@ SLOW = """\
             super().callback(offset, body)
 
     consumer.Consumer = Slow
-    run(consumer.main, consumer=True)
 """
 
 
@@ -331,9 +316,7 @@ def test_the_message_in_hand_when_the_broker_went_away_is_not_handled_twice(
     """Subscribed again after the last offset handled, while the worker still holds the
     next: the broker sends that one again, and it is not handled again."""
     sent = produce(start, 3)
-    script = tmp_path / "slow.py"
-    script.write_text(textwrap.dedent(SLOW))
-    consumer = start(script, "--offset", "first", env={"PYTHONPATH": str(ROOT / "streams")})
+    consumer = changed_consumer(start, tmp_path, "slow", SLOW, "--offset", "first")
     consumer.wait_for_line("working on 1")
     restartable.ctl("close_all_connections", "--global", "closed by a test")
     consumer.wait_received(3)
